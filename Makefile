@@ -1,0 +1,59 @@
+# `make run` starts the portal for a person to use; `make test` runs the whole suite on
+# real PostgreSQL and Redis. Both create or refresh .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+export DJANGO_SETTINGS_MODULE := portal.settings
+
+.PHONY: run test lint format venv chromium services-stop clean bench
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python 3.11 or newer is needed (found $$($(PYTHON) --version))"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	mkdir -p var
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	PORT=$(PORT) exec $(BIN)/python manage.py runportal --port $(PORT)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "Installing Debian's chromium for the browser tests"; \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+		else \
+			echo "NOTE: chromium is not installed; the browser tests will fail until you install it (apt-get install chromium)"; \
+		fi; \
+	fi
+
+test: $(STAMP) chromium lint
+	@set -e; eval "$$($(BIN)/python -m portal.devservices test-env)"; \
+		echo "Testing against $$DATABASE_URL and $$REDIS_URL"; \
+		$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+services-stop:
+	$(BIN)/python -m portal.devservices stop
+
+bench: $(STAMP)
+	@set -e; eval "$$($(BIN)/python -m portal.devservices test-env)"; \
+		for script in bench/*.py; do $(BIN)/python $$script; done
+
+clean: services-stop
+	rm -rf var $(VENV)

@@ -1,0 +1,13 @@
+from django.conf import settings
+
+from portal import navigation, roles
+
+
+def portal(request):
+    user = getattr(request, "user", None)
+    signed_in = bool(user and user.is_authenticated)
+    return {
+        "nav_entries": navigation.entries_for(user) if signed_in else [],
+        "user_roles": sorted(roles.roles_of(user)) if signed_in else [],
+        "jobs_inprocess": settings.RQ_INPROCESS,
+    }

@@ -1,0 +1,226 @@
+"""Find or start the PostgreSQL and Redis that `make test` and `make run` need.
+
+No Django here: this runs before the project's settings can be loaded. Usage:
+
+    python -m portal.devservices test-env    # prints `export DATABASE_URL=... REDIS_URL=...`
+    python -m portal.devservices stop        # stops the private servers under var/
+
+Order of preference: the URLs in the environment, the servers on 127.0.0.1:5432 / :6379, and
+last private servers under var/ started from the local binaries (as the `postgres` user when run
+as root, since PostgreSQL refuses to run as root).
+"""
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = Path(os.environ.get("PORTAL_VAR_DIR", ROOT / "var"))
+PRIVATE_PG_PORT = int(os.environ.get("PORTAL_PRIVATE_PG_PORT", "55432"))
+PRIVATE_REDIS_PORT = int(os.environ.get("PORTAL_PRIVATE_REDIS_PORT", "56379"))
+
+PG_INSTALL_HINT = (
+    "PostgreSQL is not running and its server binaries (initdb, pg_ctl) are not installed. "
+    "Install them: `apt-get install postgresql` (Debian/Ubuntu) or `brew install postgresql@16` "
+    "(macOS), or set DATABASE_URL to a reachable server."
+)
+REDIS_INSTALL_HINT = (
+    "Redis is not running and `redis-server` is not installed. Install it: "
+    "`apt-get install redis-server` (Debian/Ubuntu) or `brew install redis` (macOS), "
+    "or set REDIS_URL to a reachable server."
+)
+
+
+class ServiceError(RuntimeError):
+    pass
+
+
+def answers(host, port, timeout=1.0):
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for(host, port, what, seconds=30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if answers(host, port, timeout=0.5):
+            return
+        time.sleep(0.2)
+    raise ServiceError(f"{what} did not start listening on {host}:{port} within {seconds}s")
+
+
+def _url_host_port(url, default_port):
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
+
+
+def pg_bin(name):
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(
+        glob.glob(f"/usr/lib/postgresql/*/bin/{name}")
+        + glob.glob(f"/opt/homebrew/opt/postgresql@*/bin/{name}")
+        + glob.glob(f"/usr/local/opt/postgresql@*/bin/{name}"),
+        key=lambda p: [int(x) if x.isdigit() else x for x in p.replace("@", "/").split("/")],
+    )
+    return candidates[-1] if candidates else None
+
+
+def _as_postgres_user(cmd):
+    """PostgreSQL refuses to run as root: drop to the `postgres` account when we are root."""
+    if os.geteuid() != 0:
+        return cmd
+    if shutil.which("runuser"):
+        return ["runuser", "-u", "postgres", "--", *cmd]
+    return ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(cmd)]
+
+
+def start_private_postgres(port=PRIVATE_PG_PORT):
+    initdb, pg_ctl = pg_bin("initdb"), pg_bin("pg_ctl")
+    if not initdb or not pg_ctl:
+        raise ServiceError(PG_INSTALL_HINT)
+    data, run = VAR / "pgdata", VAR / "pgrun"
+    VAR.mkdir(parents=True, exist_ok=True)
+    run.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        # The postgres account must reach var/ and own its data and socket folders.
+        os.chmod(VAR, 0o755)
+        shutil.chown(run, "postgres")
+    if not (data / "PG_VERSION").exists():
+        data.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(data, "postgres")
+        subprocess.run(
+            _as_postgres_user(
+                [initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    if not answers("127.0.0.1", port):
+        options = f"-p {port} -h 127.0.0.1 -k {run} -c fsync=off -c full_page_writes=off"
+        subprocess.run(
+            _as_postgres_user(
+                [
+                    pg_ctl,
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(run / "postgres.log"),
+                    "-o",
+                    options,
+                    "-w",
+                    "start",
+                ]
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for("127.0.0.1", port, "private PostgreSQL")
+    return f"postgres://postgres@127.0.0.1:{port}/portal"
+
+
+def stop_private_postgres():
+    pg_ctl, data = pg_bin("pg_ctl"), VAR / "pgdata"
+    if pg_ctl and (data / "postmaster.pid").exists():
+        subprocess.run(_as_postgres_user([pg_ctl, "-D", str(data), "-m", "fast", "stop"]))
+
+
+def ensure_postgres():
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        host, port = _url_host_port(url, 5432)
+        if not answers(host, port):
+            raise ServiceError(f"DATABASE_URL points at {host}:{port}, which does not answer")
+        return url
+    if answers("127.0.0.1", 5432):
+        return "postgres://postgres@127.0.0.1:5432/portal"
+    return start_private_postgres()
+
+
+# -- Redis -----------------------------------------------------------------------------------
+
+
+def start_private_redis(port=PRIVATE_REDIS_PORT, persist=False):
+    server = shutil.which("redis-server")
+    if not server:
+        raise ServiceError(REDIS_INSTALL_HINT)
+    folder = VAR / "redis"
+    folder.mkdir(parents=True, exist_ok=True)
+    if not answers("127.0.0.1", port):
+        args = [
+            server,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--daemonize",
+            "yes",
+            "--dir",
+            str(folder),
+            "--pidfile",
+            str(folder / "redis.pid"),
+            "--logfile",
+            str(folder / "redis.log"),
+        ]
+        args += ["--save", "60 1", "--appendonly", "no"] if persist else ["--save", ""]
+        subprocess.run(args, check=True)
+        wait_for("127.0.0.1", port, "private Redis")
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def stop_private_redis():
+    pidfile = VAR / "redis" / "redis.pid"
+    if pidfile.exists():
+        try:
+            os.kill(int(pidfile.read_text().strip()), 15)
+        except (ProcessLookupError, ValueError):
+            pass
+
+
+def ensure_redis(test=False):
+    url = os.environ.get("REDIS_URL")
+    if url:
+        host, port = _url_host_port(url, 6379)
+        if not answers(host, port):
+            raise ServiceError(f"REDIS_URL points at {host}:{port}, which does not answer")
+        return url
+    if answers("127.0.0.1", 6379):
+        # The machine's shared Redis: keep the tests in a database of their own.
+        return "redis://127.0.0.1:6379/15" if test else "redis://127.0.0.1:6379/0"
+    return start_private_redis()
+
+
+def main(argv):
+    command = argv[1] if len(argv) > 1 else "test-env"
+    try:
+        if command == "test-env":
+            print(f"export DATABASE_URL='{ensure_postgres()}'")
+            print(f"export REDIS_URL='{ensure_redis(test=True)}'")
+        elif command == "stop":
+            stop_private_postgres()
+            stop_private_redis()
+        else:
+            sys.stderr.write(f"unknown command {command!r}; use test-env or stop\n")
+            return 2
+    except (ServiceError, subprocess.CalledProcessError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

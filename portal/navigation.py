@@ -1,0 +1,33 @@
+"""Navigation entries per role: each person sees the pages of their own work."""
+
+from dataclasses import dataclass
+
+from django.urls import reverse
+
+from portal import roles
+
+
+@dataclass(frozen=True)
+class NavEntry:
+    label: str
+    url_name: str
+    roles: tuple = ()  # empty: everyone signed in
+    superuser_only: bool = False
+
+
+ENTRIES = [
+    NavEntry("Home", "home"),
+    NavEntry("Jobs", "django_rq:home", roles=(roles.DEVOPS,)),
+    NavEntry("Admin", "admin:index", superuser_only=True),
+]
+
+
+def entries_for(user):
+    visible = []
+    for entry in ENTRIES:
+        if entry.superuser_only and not user.is_superuser:
+            continue
+        if entry.roles and not roles.has_role(user, *entry.roles):
+            continue
+        visible.append({"label": entry.label, "url": reverse(entry.url_name)})
+    return visible

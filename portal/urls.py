@@ -1,0 +1,47 @@
+from functools import wraps
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.core.exceptions import PermissionDenied
+from django.urls import include, path
+from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
+
+from portal import roles, views
+
+
+def devops_or_superuser(view):
+    """The job dashboard is for DevOps and superusers; django-rq itself checks is_staff only."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        user = request.user
+        if not (user.is_superuser or roles.DEVOPS in roles.roles_of(user)):
+            raise PermissionDenied("The job dashboard is for DevOps.")
+        # django-rq's views insist on is_staff; the role decides here instead (not saved).
+        user.is_staff = True
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path(
+        "jobs/",
+        include(
+            (
+                get_admin_urlpatterns(view_wrapper=devops_or_superuser)
+                + [
+                    # stats.json: the same dashboard data, for the same people.
+                    type(p)(p.pattern, devops_or_superuser(p.callback), name=p.name)
+                    for p in get_api_urlpatterns()
+                ],
+                "django_rq",
+            )
+        ),
+    ),
+]

@@ -1,0 +1,36 @@
+import django_rq
+import pytest
+from django.contrib.auth.models import Group
+
+from tests.factories import make_user
+
+
+@pytest.fixture(autouse=True)
+def _clean_queues(settings):
+    """Each test starts with empty RQ queues in the test Redis."""
+    if settings.RQ_INPROCESS:
+        yield
+        return
+    for name in settings.RQ_QUEUES:
+        django_rq.get_queue(name).empty()
+    yield
+
+
+@pytest.fixture
+def users(db):
+    """One user per role, named as seed_demo names them, plus a superuser."""
+    return {
+        "ce": make_user("ce", "CE"),
+        "sales": make_user("sales", "Sales"),
+        "lead": make_user("lead", "CE Leadership"),
+        "reviewer": make_user("reviewer", "Tech Review"),
+        "devops": make_user("devops", "DevOps"),
+        "devops2": make_user("devops2", "DevOps"),
+        "manager": make_user("manager", "Managers"),
+        "admin": make_user("admin", superuser=True),
+    }
+
+
+@pytest.fixture
+def roles(db):
+    return {group.name: group for group in Group.objects.all()}

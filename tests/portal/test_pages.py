@@ -1,0 +1,88 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import PASSWORD
+
+
+def login(client, user):
+    assert client.login(username=user.username, password=PASSWORD)
+
+
+@pytest.mark.parametrize("url", ["/", "/jobs/", "/admin/"])
+def test_pages_require_login(client, db, url):
+    response = client.get(url)
+    assert response.status_code == 302
+    assert "/login/" in response["Location"]
+
+
+def test_login_page_and_sign_in(client, users):
+    page = client.get(reverse("login"))
+    assert page.status_code == 200 and b"Sign in" in page.content
+    bad = client.post(reverse("login"), {"username": "lead", "password": "wrong"})
+    assert bad.status_code == 200 and b"Please enter a correct username" in bad.content
+    good = client.post(reverse("login"), {"username": "lead", "password": PASSWORD})
+    assert good.status_code == 302
+    assert client.get("/").status_code == 200
+
+
+def test_logout_ends_the_session(client, users):
+    login(client, users["ce"])
+    assert client.post(reverse("logout")).status_code == 302
+    assert client.get("/").status_code == 302
+
+
+def test_navigation_shows_each_role_its_own_entries(client, users):
+    login(client, users["devops"])
+    assert b'href="/jobs/"' in client.get("/").content
+    client.logout()
+    login(client, users["ce"])
+    assert b'href="/jobs/"' not in client.get("/").content
+
+
+@pytest.mark.parametrize(
+    "who,status", [("devops", 200), ("admin", 200), ("ce", 403), ("manager", 403)]
+)
+def test_job_dashboard_is_for_devops_and_superusers(client, users, who, status):
+    login(client, users[who])
+    assert client.get("/jobs/").status_code == status
+
+
+def test_healthz_reports_database_and_redis(client, db):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert json.loads(response.content) == {"status": "ok", "database": "ok", "redis": "ok"}
+
+
+def test_healthz_names_redis_when_it_is_down(client, db, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    response = client.get("/healthz")
+    body = json.loads(response.content)
+    assert response.status_code == 503
+    assert body["down"] == ["redis"] and body["database"] == "ok"
+    assert body["redis"].startswith("down: ConnectionError")
+
+
+def test_healthz_names_the_database_when_it_is_down():
+    """A portal whose PostgreSQL does not answer: a separate process, so nothing else breaks."""
+    script = (
+        "import django, json; django.setup(); from django.test import Client; "
+        "r = Client().get('/healthz'); print(r.status_code, r.content.decode())"
+    )
+    env = {**os.environ, "DATABASE_URL": "postgres://postgres@127.0.0.1:1/portal"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    status, body = result.stdout.strip().split(" ", 1)
+    assert status == "503", result.stderr
+    assert json.loads(body)["down"] == ["database"]
+
+
+def test_migrations_are_complete(db):
+    from django.core.management import call_command
+
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)
