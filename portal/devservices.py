@@ -11,6 +11,7 @@ as root, since PostgreSQL refuses to run as root).
 """
 
 import glob
+import hashlib
 import os
 import shutil
 import socket
@@ -88,16 +89,34 @@ def _as_postgres_user(cmd):
     return ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(cmd)]
 
 
+def _postgres_home():
+    """Where the private cluster lives: var/, or (as root, when the `postgres` account cannot
+    reach var/, say in a 0700 home or temp folder) a folder of its own under /var/tmp."""
+    if os.geteuid() != 0:
+        return VAR
+    reachable = (
+        subprocess.run(_as_postgres_user(["test", "-x", str(VAR)]), capture_output=True).returncode
+        == 0
+    )
+    if reachable:
+        return VAR
+    digest = hashlib.sha1(str(VAR.resolve()).encode()).hexdigest()[:12]
+    home = Path("/var/tmp/managed-instance-portal") / digest
+    home.mkdir(parents=True, exist_ok=True)
+    os.chmod(home.parent, 0o755)
+    os.chmod(home, 0o755)
+    return home
+
+
 def start_private_postgres(port=PRIVATE_PG_PORT):
     initdb, pg_ctl = pg_bin("initdb"), pg_bin("pg_ctl")
     if not initdb or not pg_ctl:
         raise ServiceError(PG_INSTALL_HINT)
-    data, run = VAR / "pgdata", VAR / "pgrun"
     VAR.mkdir(parents=True, exist_ok=True)
+    home = _postgres_home()
+    data, run = home / "pgdata", home / "pgrun"
     run.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
-        # The postgres account must reach var/ and own its data and socket folders.
-        os.chmod(VAR, 0o755)
         shutil.chown(run, "postgres")
     if not (data / "PG_VERSION").exists():
         data.mkdir(parents=True, exist_ok=True)
@@ -110,6 +129,7 @@ def start_private_postgres(port=PRIVATE_PG_PORT):
             check=True,
             stdout=subprocess.DEVNULL,
         )
+    (VAR / "pgdata.location").write_text(str(data))
     if not answers("127.0.0.1", port):
         options = f"-p {port} -h 127.0.0.1 -k {run} -c fsync=off -c full_page_writes=off"
         subprocess.run(
@@ -134,7 +154,9 @@ def start_private_postgres(port=PRIVATE_PG_PORT):
 
 
 def stop_private_postgres():
-    pg_ctl, data = pg_bin("pg_ctl"), VAR / "pgdata"
+    location = VAR / "pgdata.location"
+    pg_ctl = pg_bin("pg_ctl")
+    data = Path(location.read_text().strip()) if location.exists() else VAR / "pgdata"
     if pg_ctl and (data / "postmaster.pid").exists():
         subprocess.run(_as_postgres_user([pg_ctl, "-D", str(data), "-m", "fast", "stop"]))
 

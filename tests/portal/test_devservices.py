@@ -30,6 +30,9 @@ def private_var(monkeypatch):
     yield folder
     devservices.stop_private_redis()
     devservices.stop_private_postgres()
+    location = folder / "pgdata.location"
+    if location.exists():
+        shutil.rmtree(Path(location.read_text()).parent, ignore_errors=True)
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -55,7 +58,8 @@ def test_starts_a_private_postgres_under_var(private_var):
     url = devservices.start_private_postgres(port=free_port())
     with psycopg.connect(url.replace("/portal", "/postgres")) as conn:
         assert conn.execute("select 1").fetchone() == (1,)
-    assert (private_var / "pgdata" / "PG_VERSION").exists()
+    data = Path((private_var / "pgdata.location").read_text())
+    assert (data / "PG_VERSION").exists()
 
 
 def test_missing_binaries_name_the_package_to_install(private_var, monkeypatch):
