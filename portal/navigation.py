@@ -17,6 +17,12 @@ class NavEntry:
 
 ENTRIES = [
     NavEntry("Home", "home"),
+    NavEntry("New request", "new_request_choose", roles=(roles.CE, roles.SALES)),
+    NavEntry("My requests", "my_requests", roles=(roles.CE, roles.SALES)),
+    NavEntry("Approvals", "approvals", roles=(roles.CE_LEADERSHIP, roles.TECH_REVIEW)),
+    NavEntry("DevOps queue", "devops_queue", roles=(roles.DEVOPS,)),
+    NavEntry("All requests", "request_list", roles=roles.ALL_ROLES),
+    NavEntry("Instances", "instance_list", roles=roles.ALL_ROLES),
     NavEntry("Jobs", "django_rq:home", roles=(roles.DEVOPS,)),
     NavEntry("Admin", "admin:index", superuser_only=True),
 ]

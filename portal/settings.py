@@ -110,6 +110,9 @@ RQ_QUEUES = {
     },
 }
 RQ_SHOW_ADMIN_LINK = False
+# The portal enqueues in its own transaction.on_commit hooks (and relays what never reached
+# Redis), so django-rq must enqueue at once when asked.
+RQ = {"COMMIT_MODE": "auto"}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -176,6 +179,7 @@ PORTAL_BASE_URL = env_url("PORTAL_BASE_URL", "http://127.0.0.1:8000", schemes={"
 # The request domain.
 INSTANCE_PROJECT_PREFIX = env_str("INSTANCE_PROJECT_PREFIX", "mi")
 INSTANCE_DOMAIN = env_str("INSTANCE_DOMAIN", "managed.example.com")
+INSTANCE_DEFAULT_VERSION = env_str("INSTANCE_DEFAULT_VERSION", "6.0.0")
 SLA_TIMEZONE = env_str("SLA_TIMEZONE", "America/Los_Angeles")
 SLA_HOLIDAYS = env_str("SLA_HOLIDAYS", "US")
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "demo")
@@ -187,13 +191,15 @@ SANDBOX_COMPUTE_URL = env_url("SANDBOX_COMPUTE_URL", None, schemes={"http"})
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
+        # Token first: an anonymous API call then gets 401 with WWW-Authenticate, not 403.
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "requests_app.api.handle_exception",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Managed Instance Portal API",

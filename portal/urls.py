@@ -7,6 +7,8 @@ from django.urls import include, path
 from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
 
 from portal import roles, views
+from requests_app import views as request_views
+from requests_app.api_urls import api_urlpatterns, schema_urlpatterns
 
 
 def devops_or_superuser(view):
@@ -25,7 +27,10 @@ def devops_or_superuser(view):
 
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", request_views.home, name="home"),
+    path("", include("requests_app.urls")),
+    path("api/v1/", include(api_urlpatterns)),
+    path("api/schema/", include(schema_urlpatterns)),
     path("healthz", views.healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -6,6 +6,12 @@ from tests.factories import make_user
 
 
 @pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    # The real hasher is slow on purpose; tests create and sign in many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _clean_queues(settings):
     """Each test starts with empty RQ queues in the test Redis."""
     if settings.RQ_INPROCESS:

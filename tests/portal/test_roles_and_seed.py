@@ -20,11 +20,27 @@ def test_the_roles_exist_as_groups_after_migrating(db):
 
 
 def snapshot():
+    from provisioning.models import Instance
+    from requests_app.models import Event, Request
+
     User = get_user_model()
-    return sorted(
-        (u.username, u.password, u.is_superuser, tuple(u.groups.values_list("name", flat=True)))
-        for u in User.objects.all()
+    return (
+        sorted(
+            (u.username, u.password, u.is_superuser, tuple(u.groups.values_list("name", flat=True)))
+            for u in User.objects.all()
+        ),
+        sorted(Instance.objects.values_list("slug", "status", "version")),
+        sorted(Request.objects.values_list("external_id", "kind", "state")),
+        Event.objects.count(),
     )
+
+
+def test_seed_demo_makes_requests_in_varied_states(db):
+    from requests_app.models import Request
+
+    call_command("seed_demo")
+    states = set(Request.objects.values_list("state", flat=True))
+    assert {"pending_approval", "tech_review", "queued", "in_progress", "done"} <= states
 
 
 def test_seed_demo_creates_the_demo_users_and_is_idempotent(db, settings):

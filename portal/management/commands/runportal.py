@@ -56,6 +56,7 @@ class Command(BaseCommand):
                     [*manage, "rqworker", "default", "provisioning", "--with-scheduler"],
                     env,
                 )
+                self.spawn("cron", [*manage, "rqcron", "portal.cron"], env)
             self.stdout.write(
                 self.style.SUCCESS(f"Portal on http://{host}:{port}/  (Ctrl-C stops everything)")
             )

@@ -1,0 +1,8 @@
+"""Periodic jobs, run by `python manage.py rqcron portal.cron` (make run and the `scheduler`
+service start it). Each job is safe to run twice: two schedulers never do harm."""
+
+from rq.cron import register
+
+from requests_app.jobs import relay_notifications
+
+register(relay_notifications, queue_name="default", interval=60)

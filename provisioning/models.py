@@ -1,0 +1,78 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class InstanceStatus(models.TextChoices):
+    PROVISIONING = "provisioning", "Provisioning"
+    ACTIVE = "active", "Active"
+    SUSPENDED = "suspended", "Suspended"
+    TORN_DOWN = "torn_down", "Torn down"
+    FAILED = "failed", "Failed"
+
+
+class Access(models.TextChoices):
+    PUBLIC_SSO = "public_sso", "Public, behind the customer's SSO"
+    IP_ALLOWLIST = "ip_allowlist", "Restricted to an IP allowlist"
+
+
+# DOMAIN.md: on-demand prices with sustained-use discount, us-central1, per month.
+MACHINE_TYPES = {
+    "n1-standard-8": {"vcpus": 8, "memory_gb": 30, "monthly_usd": 194},
+    "n1-standard-16": {"vcpus": 16, "memory_gb": 60, "monthly_usd": 388},
+    "n1-standard-32": {"vcpus": 32, "memory_gb": 120, "monthly_usd": 777},
+    "n1-standard-96": {"vcpus": 96, "memory_gb": 360, "monthly_usd": 2330},
+}
+MachineType = models.TextChoices("MachineType", [(name, name) for name in MACHINE_TYPES])
+
+
+class Instance(models.Model):
+    """One customer's managed instance: a GCP project with one VM running the product."""
+
+    slug = models.CharField(max_length=30)
+    customer = models.CharField(max_length=200)
+    status = models.CharField(
+        max_length=20, choices=InstanceStatus.choices, default=InstanceStatus.PROVISIONING
+    )
+    gcp_project = models.CharField(max_length=30)
+    zone = models.CharField(max_length=40, default="us-central1-f")
+    machine_type = models.CharField(
+        max_length=40, choices=MachineType.choices, default="n1-standard-8"
+    )
+    version = models.CharField(max_length=40, blank=True)
+    access = models.CharField(max_length=20, choices=Access.choices, default=Access.PUBLIC_SSO)
+    allowed_ip_ranges = models.JSONField(default=list, blank=True)
+    executors_enabled = models.BooleanField(default=False)
+    url = models.URLField(blank=True)
+    users = models.PositiveIntegerField(null=True, blank=True)
+    repositories = models.PositiveIntegerField(null=True, blank=True)
+    outputs = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            # A slug names one live instance; a torn-down one frees it for reuse.
+            models.UniqueConstraint(
+                fields=["slug"],
+                condition=~Q(status="torn_down"),
+                name="instance_slug_unique_while_live",
+            )
+        ]
+
+    def __str__(self):
+        return self.slug
+
+    @property
+    def monthly_cost_usd(self):
+        machine = MACHINE_TYPES.get(self.machine_type, {}).get("monthly_usd", 0)
+        return machine + 282 + 56 if self.status not in ("torn_down", "suspended") else 0
+
+
+def project_id_for(slug):
+    return f"{settings.INSTANCE_PROJECT_PREFIX}-{slug}"
+
+
+def url_for(slug):
+    return f"https://{slug}.{settings.INSTANCE_DOMAIN}"

@@ -1,0 +1,293 @@
+"""The JSON API of CONTRACTS.md section 5. It validates with the same forms as the pages and
+changes requests only through the workflow functions."""
+
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, permissions, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import APIException
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from provisioning.models import Instance
+from requests_app import workflow
+from requests_app.forms import FORMS, ActionForm
+from requests_app.models import Event, Kind, Request, State
+from requests_app.presenters import sla_json
+
+
+class CanRead(permissions.BasePermission):
+    message = "Your account has no role in the portal."
+
+    def has_permission(self, request, view):
+        return bool(request.user and request.user.is_authenticated) and workflow.can_read(
+            request.user
+        )
+
+
+def handle_exception(exc, context):
+    """Workflow errors carry their own status: 400 with field errors, 403, 409."""
+    if isinstance(exc, workflow.WorkflowError):
+        body = {"detail": exc.message}
+        body.update(exc.errors)
+        return Response(body, status=exc.status)
+    if isinstance(exc, Request.DoesNotExist):
+        return Response({"detail": "Not found."}, status=404)
+    return exception_handler(exc, context)
+
+
+class EventSerializer(serializers.ModelSerializer):
+    by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Event
+        fields = ["at", "by", "action", "from_state", "to_state", "comment"]
+
+
+class RequestSerializer(serializers.ModelSerializer):
+    instance = serializers.CharField(source="instance_slug")
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    assignee = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    sla = serializers.SerializerMethodField()
+    events = EventSerializer(many=True, read_only=True)
+    runs = serializers.SerializerMethodField()
+    allowed_actions = serializers.SerializerMethodField()
+    due_at = serializers.DateTimeField(source="target_due_at", read_only=True)
+
+    class Meta:
+        model = Request
+        fields = [
+            "id",
+            "kind",
+            "state",
+            "customer",
+            "instance",
+            "requested_by",
+            "assignee",
+            "standard",
+            "non_standard_reasons",
+            "external_id",
+            "created_at",
+            "updated_at",
+            "justification",
+            "machine_type",
+            "zone",
+            "access",
+            "allowed_ip_ranges",
+            "users",
+            "repositories",
+            "target_version",
+            "release_published_at",
+            "due_at",
+            "sla",
+            "events",
+            "runs",
+            "allowed_actions",
+        ]
+
+    def get_sla(self, obj) -> dict:
+        return sla_json(obj)
+
+    def get_runs(self, obj) -> list:
+        return []
+
+    def get_allowed_actions(self, obj) -> list[str]:
+        user = self.context["request"].user
+        return workflow.allowed_actions(user, obj)
+
+
+class InstanceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Instance
+        fields = [
+            "slug",
+            "customer",
+            "status",
+            "gcp_project",
+            "zone",
+            "machine_type",
+            "version",
+            "access",
+            "allowed_ip_ranges",
+            "executors_enabled",
+            "url",
+            "users",
+            "repositories",
+            "created_at",
+        ]
+
+
+def true_param(value):
+    return str(value).lower() in ("1", "true", "yes")
+
+
+class BadFilter(APIException):
+    status_code = 400
+
+
+REQUEST_FILTERS = [
+    OpenApiParameter("state", str, enum=[s.value for s in State]),
+    OpenApiParameter("kind", str, enum=[k.value for k in Kind]),
+    OpenApiParameter("instance", str, description="instance slug"),
+    OpenApiParameter("external_id", str),
+    OpenApiParameter("breached", bool),
+    OpenApiParameter("at_risk", bool),
+]
+
+
+class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = RequestSerializer
+    permission_classes = [CanRead]
+
+    def get_queryset(self):
+        events = Event.objects.select_related("by").order_by("at", "id")
+        queryset = Request.objects.with_related().prefetch_related(
+            Prefetch("events", queryset=events)
+        )
+        params = self.request.query_params
+        errors = {}
+        if "state" in params:
+            if params["state"] not in State.values:
+                errors["state"] = [f"Unknown state {params['state']!r}."]
+            queryset = queryset.filter(state=params["state"])
+        if "kind" in params:
+            if params["kind"] not in Kind.values:
+                errors["kind"] = [f"Unknown kind {params['kind']!r}."]
+            queryset = queryset.filter(kind=params["kind"])
+        if "instance" in params:
+            queryset = queryset.filter(instance_slug=params["instance"])
+        if "external_id" in params:
+            queryset = queryset.filter(external_id=params["external_id"])
+        from requests_app.presenters import filter_by_timer_status
+
+        for flag in ("breached", "at_risk"):
+            if flag in params:
+                if params[flag].lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    errors[flag] = ["Use true or false."]
+                else:
+                    queryset = filter_by_timer_status(queryset, flag, true_param(params[flag]))
+        if errors and self.action == "list":
+            raise BadFilter(errors)
+        return queryset.order_by("-created_at", "-id")
+
+    @extend_schema(parameters=REQUEST_FILTERS)
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        request=inline_serializer(
+            "NewRequest",
+            {
+                "kind": serializers.ChoiceField(Kind.choices),
+                "customer": serializers.CharField(),
+                "instance": serializers.CharField(),
+                "justification": serializers.CharField(required=False),
+                "non_standard_reasons": serializers.ListField(child=serializers.CharField()),
+                "machine_type": serializers.CharField(required=False),
+                "zone": serializers.CharField(required=False),
+                "access": serializers.CharField(required=False),
+                "allowed_ip_ranges": serializers.ListField(
+                    child=serializers.CharField(), required=False
+                ),
+                "users": serializers.IntegerField(required=False),
+                "repositories": serializers.IntegerField(required=False),
+                "target_version": serializers.CharField(required=False),
+                "release_published_at": serializers.DateTimeField(required=False),
+                "confirm": serializers.CharField(required=False),
+            },
+        ),
+        responses={201: RequestSerializer},
+    )
+    def create(self, request):
+        if not workflow.can_file(request.user):
+            raise workflow.Forbidden("Only CE and Sales file requests.")
+        if not isinstance(request.data, dict):
+            raise workflow.Invalid("Send a JSON object.", {"non_field_errors": ["Not an object."]})
+        kind = request.data.get("kind")
+        form_class = FORMS.get(kind)
+        if form_class is None:
+            choices = ", ".join(Kind.values)
+            raise workflow.Invalid("Unknown kind.", {"kind": [f"Choose one of: {choices}."]})
+        form = form_class(data=request.data)
+        if not form.is_valid():
+            errors = {
+                field: [e["message"] for e in errs]
+                for field, errs in form.errors.get_json_data().items()
+            }
+            if "__all__" in errors:
+                errors["non_field_errors"] = errors.pop("__all__")
+            raise workflow.Invalid("The request has errors.", errors)
+        created = workflow.file_request(request.user, kind, form.cleaned_data)
+        return Response(self._fresh(created.pk), status=status.HTTP_201_CREATED)
+
+    def _fresh(self, pk):
+        obj = self.get_queryset().get(pk=pk)
+        return self.get_serializer(obj).data
+
+    @extend_schema(
+        request=inline_serializer(
+            "ActionBody",
+            {
+                "comment": serializers.CharField(required=False),
+                "due_at": serializers.DateTimeField(required=False),
+                "confirm": serializers.CharField(required=False),
+            },
+        ),
+        responses={200: RequestSerializer},
+        parameters=[OpenApiParameter("action_name", OpenApiTypes.STR, OpenApiParameter.PATH)],
+    )
+    @action(detail=True, methods=["post"], url_path=r"actions/(?P<action_name>[a-z_]+)")
+    def actions(self, request, pk=None, action_name=None):
+        target = get_object_or_404(Request, pk=pk)
+        form = ActionForm(data=request.data if isinstance(request.data, dict) else {})
+        if not form.is_valid():
+            errors = {
+                f: [e["message"] for e in errs] for f, errs in form.errors.get_json_data().items()
+            }
+            raise workflow.Invalid("The action has errors.", errors)
+        workflow.perform(
+            request.user,
+            target.pk,
+            action_name,
+            comment=form.cleaned_data["comment"],
+            due_at=form.cleaned_data["due_at"],
+        )
+        return Response(self._fresh(target.pk))
+
+    @extend_schema(
+        request=inline_serializer("NewComment", {"body": serializers.CharField()}),
+        responses={201: RequestSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def comments(self, request, pk=None):
+        target = get_object_or_404(Request, pk=pk)
+        body = request.data.get("body") if isinstance(request.data, dict) else None
+        if not isinstance(body, str):
+            raise workflow.Invalid("Write a comment.", {"body": ["Write a comment."]})
+        workflow.add_comment(request.user, target.pk, body)
+        return Response(self._fresh(target.pk), status=status.HTTP_201_CREATED)
+
+
+class InstanceViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = InstanceSerializer
+    permission_classes = [CanRead]
+    lookup_field = "slug"
+    queryset = Instance.objects.order_by("slug")
+
+    def get_object(self):
+        # A slug may be reused after a teardown: the live instance wins, else the latest.
+        slug = self.kwargs["slug"]
+        found = (
+            Instance.objects.filter(slug=slug)
+            .order_by("-created_at")
+            .exclude(status="torn_down")
+            .first()
+            or Instance.objects.filter(slug=slug).order_by("-created_at").first()
+        )
+        if found is None:
+            from django.http import Http404
+
+            raise Http404
+        return found

@@ -1,0 +1,285 @@
+"""One form per request kind. The pages and the JSON API validate through these same forms, so
+a request is judged by the same rules whichever way it arrives."""
+
+import re
+
+from django import forms
+from django.conf import settings
+from django.utils import timezone
+
+from provisioning.models import Access, Instance, InstanceStatus
+from requests_app import validation
+from requests_app.models import PROVISIONING_KINDS, Kind, NonStandardReason, Request
+
+
+class ListField(forms.Field):
+    """A list from JSON, or from text split on commas, spaces and new lines (the pages)."""
+
+    def to_python(self, value):
+        if value in (None, "", []):
+            return []
+        if isinstance(value, str):
+            return [item for item in re.split(r"[\s,]+", value) if item]
+        if isinstance(value, list | tuple):
+            if not all(isinstance(item, str) for item in value):
+                raise forms.ValidationError("Give a list of strings.")
+            return [item.strip() for item in value if item.strip()]
+        raise forms.ValidationError("Give a list.")
+
+
+class ReasonsField(forms.MultipleChoiceField):
+    def to_python(self, value):
+        if isinstance(value, str):
+            value = [value] if value else []
+        return super().to_python(value)
+
+
+class BaseRequestForm(forms.Form):
+    kind = None  # set by each subclass
+    customer = forms.CharField(max_length=200, required=False)
+    instance = forms.CharField(max_length=30, label="Instance (slug)")
+    justification = forms.CharField(widget=forms.Textarea, required=False)
+    non_standard_reasons = ReasonsField(
+        choices=NonStandardReason.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Any of these sends the request through Tech Review after approval.",
+        label="Non-standard because of",
+    )
+
+    # Instance statuses that allow this kind (None: any live instance).
+    allowed_statuses = None
+    field_order = [
+        "instance",
+        "customer",
+        "confirm",
+        "target_version",
+        "release_published_at",
+        "justification",
+        "non_standard_reasons",
+    ]
+
+    def clean_instance(self):
+        slug = self.cleaned_data["instance"].strip().lower()
+        self.instance_obj = Instance.objects.filter(slug=slug).exclude(status="torn_down").first()
+        if self.instance_obj is None:
+            raise forms.ValidationError(f"There is no instance {slug!r}.")
+        if self.allowed_statuses and self.instance_obj.status not in self.allowed_statuses:
+            allowed = " or ".join(InstanceStatus(s).label.lower() for s in self.allowed_statuses)
+            raise forms.ValidationError(
+                f"Instance {slug!r} is {self.instance_obj.get_status_display().lower()}; "
+                f"a {self.kind} request needs it {allowed}."
+            )
+        self.check_no_conflict(slug)
+        return slug
+
+    def check_no_conflict(self, slug):
+        if self.kind not in PROVISIONING_KINDS:
+            return
+        clash = (
+            Request.objects.open()
+            .filter(instance_slug=slug, kind__in=PROVISIONING_KINDS)
+            .order_by("created_at")
+            .first()
+        )
+        if clash:
+            raise forms.ValidationError(
+                f"Request #{clash.pk} ({clash.kind}, {clash.get_state_display().lower()}) is "
+                f"already open for {slug!r}; finish or cancel it first."
+            )
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("customer") and getattr(self, "instance_obj", None):
+            cleaned["customer"] = self.instance_obj.customer
+        if not cleaned.get("customer") and "customer" not in self.errors:
+            self.add_error("customer", "Name the customer.")
+        return cleaned
+
+
+class CreateRequestForm(BaseRequestForm):
+    kind = Kind.CREATE
+    instance = forms.CharField(
+        max_length=30,
+        label="New instance slug",
+        help_text="Becomes the GCP project id <prefix>-<slug> and <slug>.<domain>; never changes.",
+    )
+    machine_type = forms.ChoiceField(
+        choices=lambda: (
+            [("", "Recommended for the users and repositories")] + validation.machine_type_choices()
+        ),
+        required=False,
+    )
+    field_order = [
+        "instance",
+        "customer",
+        "users",
+        "repositories",
+        "machine_type",
+        "zone",
+        "access",
+        "allowed_ip_ranges",
+        "target_version",
+        "justification",
+        "non_standard_reasons",
+    ]
+    zone = forms.CharField(max_length=40, initial="us-central1-f", required=False)
+    access = forms.ChoiceField(choices=Access.choices, initial=Access.PUBLIC_SSO, required=False)
+    allowed_ip_ranges = ListField(
+        required=False,
+        label="Allowed IP ranges",
+        help_text="CIDR ranges, one per line; required for an IP allowlist.",
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+    users = forms.IntegerField(min_value=1, max_value=1_000_000, required=False)
+    repositories = forms.IntegerField(min_value=0, max_value=10_000_000, required=False)
+    target_version = forms.CharField(
+        max_length=40, required=False, help_text="Release to install; empty: the latest."
+    )
+
+    def clean_instance(self):
+        # Not lowercased: a new slug is checked as typed, so 'Acme' is refused, not renamed.
+        slug = self.cleaned_data["instance"].strip()
+        errors = validation.slug_errors(slug, settings.INSTANCE_PROJECT_PREFIX)
+        if errors:
+            raise forms.ValidationError(errors)
+        if Instance.objects.filter(slug=slug).exclude(status="torn_down").exists():
+            raise forms.ValidationError(f"An instance {slug!r} already exists.")
+        clash = Request.objects.open().filter(kind=Kind.CREATE, instance_slug=slug).first()
+        if clash:
+            raise forms.ValidationError(
+                f"Request #{clash.pk} already asks to create {slug!r} "
+                f"({clash.get_state_display().lower()})."
+            )
+        return slug
+
+    def clean_zone(self):
+        zone = self.cleaned_data["zone"].strip() or "us-central1-f"
+        if not validation.ZONE.match(zone):
+            raise forms.ValidationError(f"{zone!r} is not a GCP zone such as us-central1-f.")
+        return zone
+
+    def clean_target_version(self):
+        version = self.cleaned_data["target_version"].strip()
+        if version and validation.parse_version(version) is None:
+            raise forms.ValidationError(f"{version!r} is not a version such as 5.3.1.")
+        return version or settings.INSTANCE_DEFAULT_VERSION
+
+    def clean(self):
+        cleaned = super().clean()
+        if "access" in cleaned and not cleaned["access"]:
+            cleaned["access"] = Access.PUBLIC_SSO
+        if cleaned.get("access") == Access.IP_ALLOWLIST and not cleaned.get("allowed_ip_ranges"):
+            self.add_error("allowed_ip_ranges", "An IP allowlist needs at least one CIDR range.")
+        errors = validation.cidr_errors(cleaned.get("allowed_ip_ranges") or [])
+        if errors:
+            self.add_error("allowed_ip_ranges", errors)
+        users, repositories = cleaned.get("users"), cleaned.get("repositories")
+        self.recommended_machine_type = validation.recommended_machine_type(users, repositories)
+        if not cleaned.get("machine_type"):
+            cleaned["machine_type"] = self.recommended_machine_type
+        if validation.exceeds_standard_scale(users, repositories):
+            reasons = list(cleaned.get("non_standard_reasons") or [])
+            if NonStandardReason.SCALE not in reasons:
+                reasons.append(NonStandardReason.SCALE)
+            cleaned["non_standard_reasons"] = reasons
+        return cleaned
+
+
+class SuspendRequestForm(BaseRequestForm):
+    kind = Kind.SUSPEND
+    allowed_statuses = (InstanceStatus.ACTIVE,)
+
+
+class ResumeRequestForm(BaseRequestForm):
+    kind = Kind.RESUME
+    allowed_statuses = (InstanceStatus.SUSPENDED,)
+
+
+class TeardownRequestForm(BaseRequestForm):
+    kind = Kind.TEARDOWN
+    allowed_statuses = (InstanceStatus.ACTIVE, InstanceStatus.SUSPENDED)
+    confirm = forms.CharField(
+        max_length=30,
+        label="Type the slug again to confirm",
+        help_text="Teardown deletes the instance and its data for good.",
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        slug = cleaned.get("instance")
+        if slug and cleaned.get("confirm", "").strip().lower() != slug:
+            self.add_error("confirm", f"Type {slug!r} exactly to confirm the teardown.")
+        return cleaned
+
+
+class UpgradeRequestForm(BaseRequestForm):
+    kind = Kind.UPGRADE
+    allowed_statuses = (InstanceStatus.ACTIVE,)
+    target_version = forms.CharField(max_length=40)
+    release_published_at = forms.DateTimeField(
+        required=False,
+        help_text="When the release came out; the 7-day clock counts from it (empty: now).",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        version = (cleaned.get("target_version") or "").strip()
+        target = validation.parse_version(version)
+        if version and target is None:
+            self.add_error("target_version", f"{version!r} is not a version such as 5.3.1.")
+        instance = getattr(self, "instance_obj", None)
+        running = validation.parse_version(instance.version) if instance else None
+        if target and running and target <= running:
+            self.add_error(
+                "target_version",
+                f"{instance.slug!r} already runs {instance.version}; name a newer version.",
+            )
+        published = cleaned.get("release_published_at")
+        if published and published > timezone.now():
+            self.add_error("release_published_at", "The release date cannot be in the future.")
+        return cleaned
+
+
+class EnableExecutorsRequestForm(BaseRequestForm):
+    kind = Kind.ENABLE_EXECUTORS
+    allowed_statuses = (InstanceStatus.ACTIVE,)
+
+    def clean_instance(self):
+        slug = super().clean_instance()
+        if self.instance_obj.executors_enabled:
+            raise forms.ValidationError(f"Executors are already enabled on {slug!r}.")
+        return slug
+
+
+class FeatureRequestForm(BaseRequestForm):
+    kind = Kind.FEATURE
+    justification = forms.CharField(
+        widget=forms.Textarea, label="What the customer needs", max_length=10_000
+    )
+
+
+FORMS = {
+    form.kind: form
+    for form in [
+        CreateRequestForm,
+        SuspendRequestForm,
+        ResumeRequestForm,
+        TeardownRequestForm,
+        UpgradeRequestForm,
+        EnableExecutorsRequestForm,
+        FeatureRequestForm,
+    ]
+}
+
+
+class ActionForm(forms.Form):
+    comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    due_at = forms.DateTimeField(
+        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+
+
+class CommentForm(forms.Form):
+    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=10_000)

@@ -1,0 +1,528 @@
+"""Loading requests filed before the portal existed (CONTRACTS.md section 6).
+
+Each record is replayed through the workflow - `file_request` for its `submit`, `perform` and
+`add_comment` for the rest, at the times the file gives - so roles, "never the requester" and the
+state table judge history exactly as they judge live use. Field values are not held to today's
+form validation: what a record leaves out takes the form's default. Nothing here notifies anyone
+or starts a provisioning run.
+
+A record is loaded whole or not at all (one transaction each). Records are replayed in the order
+they were filed (their `submit` time), so what finished requests did to instances happens in the
+order it happened.
+"""
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import DatabaseError, transaction
+from django.db.models import Min, Q
+from django.utils import timezone
+
+from provisioning.models import Access, Instance, InstanceStatus, project_id_for, url_for
+from requests_app import validation, workflow
+from requests_app.models import (
+    FINAL_STATES,
+    PROVISIONING_KINDS,
+    Kind,
+    NonStandardReason,
+    Request,
+)
+from requests_app.transitions import RULES
+
+# Actions that start or drive provisioning runs: history before the portal had none to replay.
+RUN_ACTIONS = frozenset({"plan", "confirm", "discard", "retry"})
+COMMENT = "comment"
+SUBMIT = "submit"
+
+BASE_FIELDS = (
+    "external_id",
+    "kind",
+    "customer",
+    "instance",
+    "requested_by",
+    "non_standard_reasons",
+    "justification",
+    "events",
+)
+KIND_FIELDS = {
+    Kind.CREATE: (
+        "machine_type",
+        "zone",
+        "access",
+        "allowed_ip_ranges",
+        "users",
+        "repositories",
+        "target_version",
+    ),
+    Kind.UPGRADE: ("target_version", "release_published_at"),
+    Kind.TEARDOWN: ("confirm",),
+}
+# The columns' sizes: not today's validation, just what the database can hold.
+MAX_LENGTHS = {
+    "external_id": 100,
+    "customer": 200,
+    "instance": 30,
+    "machine_type": 40,
+    "zone": 40,
+    "target_version": 40,
+}
+DEFAULT_ZONE = "us-central1-f"
+
+
+class ImportFileError(Exception):
+    """The file as a whole cannot be read (not JSON, not a list)."""
+
+
+class Rejected(Exception):
+    """A record breaks a rule; `where` names the field or event."""
+
+    def __init__(self, where, message):
+        super().__init__(f"{where}: {message}")
+        self.where = where
+        self.message = message
+
+
+@dataclass
+class Outcome:
+    status: str  # loaded / skipped / rejected
+    label: str  # the external_id, or "record N" when the record has none
+    message: str = ""
+    request_id: int | None = None
+    state: str = ""
+    ignored: tuple = ()  # fields of the record that do not apply to its kind
+
+    def line(self):
+        if self.status == "loaded":
+            line = f"loaded {self.label}: request #{self.request_id}, {self.state}"
+            if self.ignored:
+                line += f" (ignored fields that do not apply: {', '.join(self.ignored)})"
+            return line
+        if self.status == "skipped":
+            return f"skipped {self.label}: already imported ({self.message})"
+        return f"rejected {self.label}: {self.message}"
+
+
+@dataclass
+class ImportResult:
+    outcomes: list = field(default_factory=list)
+
+    def count(self, status):
+        return sum(1 for outcome in self.outcomes if outcome.status == status)
+
+    @property
+    def loaded(self):
+        return self.count("loaded")
+
+    @property
+    def skipped(self):
+        return self.count("skipped")
+
+    @property
+    def rejected(self):
+        return self.count("rejected")
+
+    def summary(self):
+        return (
+            f"loaded {self.loaded}, skipped {self.skipped} already imported, "
+            f"rejected {self.rejected}"
+        )
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+def read_file(path):
+    """The list of records in `path`; ImportFileError when there is none to read."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except OSError as exc:
+        raise ImportFileError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(f"{path} is not UTF-8 text: {exc}.") from None
+    except json.JSONDecodeError as exc:
+        raise ImportFileError(
+            f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
+        ) from None
+    if not isinstance(data, list):
+        raise ImportFileError(
+            f"{path} must hold a JSON list of request records, not a JSON {_json_type(data)}."
+        )
+    return data
+
+
+def _json_type(value):
+    return {dict: "object", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number"
+    )
+
+
+def parse_time(value, where):
+    """An aware datetime from an ISO 8601 string; Rejected for anything else."""
+    if not isinstance(value, str) or not value.strip():
+        raise Rejected(where, f"give an ISO 8601 timestamp, not {value!r}.")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise Rejected(where, f"{value!r} is not an ISO 8601 timestamp.") from None
+    if timezone.is_naive(parsed):
+        raise Rejected(where, f"{value!r} has no UTC offset; give one (e.g. +00:00 or Z).")
+    return parsed
+
+
+# -- importing ----------------------------------------------------------------------------------
+
+
+def import_records(records, *, now=None):
+    """Replay `records` (a list from the file); one Outcome per record, in the order replayed."""
+    now = now or timezone.now()
+    result = ImportResult()
+    importer = _Importer(now)
+    seen = {}
+    for position, record in sorted(enumerate(records), key=_replay_order):
+        label = _label(record, position)
+        external_id = _external_id(record)
+        if external_id is not None:
+            if external_id in seen:
+                result.outcomes.append(
+                    Outcome(
+                        "rejected",
+                        label,
+                        f"external_id: {external_id!r} appears more than once in the file "
+                        f"(also record {seen[external_id]}).",
+                    )
+                )
+                continue
+            seen[external_id] = position
+        result.outcomes.append(importer.import_one(record, position, label))
+    return result
+
+
+def _external_id(record):
+    if isinstance(record, dict) and isinstance(record.get("external_id"), str | int):
+        value = str(record["external_id"]).strip()
+        return value or None
+    return None
+
+
+def _label(record, position):
+    external_id = _external_id(record)
+    return external_id if external_id is not None else f"record {position} (no external_id)"
+
+
+def _replay_order(item):
+    """Records in the order they were filed; ones without a readable submit time first (they are
+    rejected anyway), ties in file order."""
+    position, record = item
+    try:
+        submitted = parse_time(record["events"][0]["at"], "")
+    except (Rejected, KeyError, IndexError, TypeError):
+        return (0, 0.0, position)
+    return (1, submitted.timestamp(), position)
+
+
+class _Importer:
+    def __init__(self, now):
+        self.now = now
+        self.users = {}
+
+    def import_one(self, record, position, label):
+        external_id = _external_id(record)
+        if external_id is not None:
+            existing = Request.objects.filter(external_id=external_id).first()
+            if existing is not None:
+                return Outcome("skipped", label, f"request #{existing.pk}", existing.pk)
+        try:
+            with transaction.atomic():
+                request = self.replay(record)
+        except Rejected as exc:
+            return Outcome("rejected", label, str(exc))
+        except DatabaseError as exc:
+            # A second import running at the same moment loaded it first.
+            if external_id is not None:
+                existing = Request.objects.filter(external_id=external_id).first()
+                if existing is not None:
+                    return Outcome("skipped", label, f"request #{existing.pk}", existing.pk)
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            return Outcome("rejected", label, f"the database refused it: {first_line}")
+        applies = set(BASE_FIELDS).union(KIND_FIELDS.get(record["kind"], ()))
+        ignored = tuple(sorted(name for name in record if name not in applies))
+        return Outcome("loaded", label, "", request.pk, request.state, ignored)
+
+    # -- one record, inside its transaction
+
+    def replay(self, record):
+        if not isinstance(record, dict):
+            raise Rejected("record", f"must be a JSON object, not a JSON {_json_type(record)}.")
+        if _external_id(record) is None:
+            raise Rejected("external_id", "every record needs a non-empty external_id.")
+        kind = record.get("kind")
+        if kind not in Kind.values:
+            raise Rejected("kind", f"{kind!r} is not one of {', '.join(Kind.values)}.")
+        events = record.get("events")
+        if not isinstance(events, list) or not events:
+            raise Rejected("events", "give the request's history: a list starting with submit.")
+        self.check_lengths(record)
+
+        submit = self.event(events, 0, None)
+        if submit["action"] != SUBMIT:
+            raise Rejected(submit["where"], "the first event must be submit.")
+        requester_name = record.get("requested_by", submit["by_name"])
+        if submit["by_name"] != requester_name:
+            raise Rejected(
+                submit["where"],
+                f"submit must be by the requester {requester_name!r}, not {submit['by_name']!r}.",
+            )
+        cleaned = self.cleaned(record, kind, submit)
+        try:
+            request = workflow.file_request(
+                submit["by"],
+                kind,
+                cleaned,
+                now=submit["at"],
+                notify=False,
+                external_id=_external_id(record),
+            )
+        except workflow.WorkflowError as exc:
+            raise Rejected(submit["where"], exc.message) from None
+
+        previous = submit
+        for index in range(1, len(events)):
+            current = self.event(events, index, previous["at"])
+            self.take(request, current)
+            previous = current
+        request.refresh_from_db()
+        self.check_one_open_at_a_time(request, submit)
+        return request
+
+    def event(self, events, index, not_before):
+        raw = events[index]
+        where = f"events[{index}]"
+        if not isinstance(raw, dict):
+            raise Rejected(where, f"must be a JSON object, not a JSON {_json_type(raw)}.")
+        action = raw.get("action")
+        if not isinstance(action, str) or not action:
+            raise Rejected(where, "has no action.")
+        where = f"events[{index}] ({action})"
+        at = parse_time(raw.get("at"), f"{where} at")
+        if at > self.now:
+            raise Rejected(where, f"{raw['at']} is in the future; history has happened.")
+        if not_before is not None and at < not_before:
+            raise Rejected(
+                where, f"{raw['at']} is earlier than the event before it; give events in order."
+            )
+        by_name = raw.get("by")
+        where = f"{where} by {by_name!r} at {at.isoformat()}"
+        comment = raw.get("comment", "")
+        if comment is None:
+            comment = ""
+        if not isinstance(comment, str):
+            raise Rejected(where, "comment must be text.")
+        due_at = raw.get("due_at")
+        if due_at is not None:
+            due_at = parse_time(due_at, f"{where} due_at")
+        return {
+            "where": where,
+            "action": action,
+            "at": at,
+            "by_name": by_name,
+            "by": self.user(by_name, where),
+            "comment": comment,
+            "due_at": due_at,
+        }
+
+    def user(self, username, where):
+        if not isinstance(username, str) or not username:
+            raise Rejected(where, "name who took it in 'by'.")
+        if username not in self.users:
+            User = get_user_model()
+            self.users[username] = User.objects.filter(**{User.USERNAME_FIELD: username}).first()
+        user = self.users[username]
+        if user is None:
+            raise Rejected(where, f"unknown user {username!r}; create the account first.")
+        if not user.is_active:
+            raise Rejected(where, f"user {username!r} is inactive; no rule lets them act.")
+        return user
+
+    def take(self, request, event):
+        action, where = event["action"], event["where"]
+        if action == SUBMIT:
+            raise Rejected(where, "submit can only be the first event.")
+        if action in RUN_ACTIONS:
+            raise Rejected(
+                where,
+                "provisioning runs are not imported; record the outcome with "
+                "pick_up and complete instead.",
+            )
+        if action != COMMENT and action not in RULES:
+            known = ", ".join([*RULES, COMMENT])
+            raise Rejected(where, f"unknown action {action!r}; known: {known}.")
+        try:
+            if action == COMMENT:
+                workflow.add_comment(
+                    event["by"], request.pk, event["comment"], now=event["at"], notify=False
+                )
+            else:
+                workflow.perform(
+                    event["by"],
+                    request.pk,
+                    action,
+                    comment=event["comment"],
+                    due_at=event["due_at"],
+                    now=event["at"],
+                    notify=False,
+                )
+        except workflow.WorkflowError as exc:
+            raise Rejected(where, exc.message) from None
+
+    # -- fields
+
+    def check_lengths(self, record):
+        for name, limit in MAX_LENGTHS.items():
+            value = record.get(name)
+            if value is not None and not isinstance(value, str | int):
+                raise Rejected(name, f"must be text, not a JSON {_json_type(value)}.")
+            if isinstance(value, str) and len(value.strip()) > limit:
+                raise Rejected(name, f"{value!r} is longer than {limit} characters.")
+
+    def cleaned(self, record, kind, submit):
+        slug = record.get("instance")
+        if not isinstance(slug, str) or not slug.strip():
+            raise Rejected("instance", "name the instance (its slug).")
+        slug = slug.strip().lower()
+        instance = None
+        if kind != Kind.CREATE:
+            instance = self.instance_for(slug, record)
+        customer = _text(record, "customer") or (instance.customer if instance else "")
+        if not customer:
+            raise Rejected("customer", f"name the customer (no instance {slug!r} to take it from).")
+        justification = record.get("justification")
+        if justification is None:
+            justification = submit["comment"]
+        if not isinstance(justification, str):
+            raise Rejected("justification", "must be text.")
+        reasons = record.get("non_standard_reasons") or []
+        if isinstance(reasons, str):
+            reasons = [reasons]
+        if not isinstance(reasons, list) or any(r not in NonStandardReason.values for r in reasons):
+            raise Rejected(
+                "non_standard_reasons",
+                f"{reasons!r}: give a list of {', '.join(NonStandardReason.values)}.",
+            )
+        cleaned = {
+            "customer": customer,
+            "instance": slug,
+            "justification": justification,
+            "non_standard_reasons": list(reasons),
+        }
+        if kind == Kind.CREATE:
+            cleaned.update(self.create_fields(record))
+            if validation.exceeds_standard_scale(cleaned["users"], cleaned["repositories"]):
+                if NonStandardReason.SCALE not in cleaned["non_standard_reasons"]:
+                    cleaned["non_standard_reasons"].append(NonStandardReason.SCALE)
+        elif kind == Kind.UPGRADE:
+            version = _text(record, "target_version")
+            if not version:
+                raise Rejected("target_version", "an upgrade names the version it installs.")
+            cleaned["target_version"] = version
+            published = record.get("release_published_at")
+            if published not in (None, ""):
+                cleaned["release_published_at"] = parse_time(published, "release_published_at")
+        return cleaned
+
+    def create_fields(self, record):
+        users = _count(record, "users")
+        repositories = _count(record, "repositories")
+        access = _text(record, "access") or Access.PUBLIC_SSO
+        if access not in Access.values:
+            raise Rejected("access", f"{access!r} is not one of {', '.join(Access.values)}.")
+        ranges = record.get("allowed_ip_ranges") or []
+        if isinstance(ranges, str):
+            ranges = [ranges]
+        if not isinstance(ranges, list) or not all(isinstance(r, str) for r in ranges):
+            raise Rejected("allowed_ip_ranges", "give a list of CIDR ranges as text.")
+        return {
+            "machine_type": _text(record, "machine_type")
+            or validation.recommended_machine_type(users, repositories),
+            "zone": _text(record, "zone") or DEFAULT_ZONE,
+            "access": access,
+            "allowed_ip_ranges": [r.strip() for r in ranges if r.strip()],
+            "users": users,
+            "repositories": repositories,
+            "target_version": _text(record, "target_version") or settings.INSTANCE_DEFAULT_VERSION,
+        }
+
+    def instance_for(self, slug, record):
+        """The live instance a non-create record names; one is made (active) when the portal has
+        never heard of the slug. A slug known only as torn down is left unlinked, as filing it
+        live would leave it."""
+        instance = Instance.objects.filter(slug=slug).exclude(status="torn_down").first()
+        if instance is not None or Instance.objects.filter(slug=slug).exists():
+            return instance
+        customer = _text(record, "customer")
+        if not customer:
+            raise Rejected("customer", f"name the customer; the portal has no instance {slug!r}.")
+        return Instance.objects.create(
+            slug=slug,
+            customer=customer,
+            status=InstanceStatus.ACTIVE,
+            gcp_project=project_id_for(slug),
+            url=url_for(slug),
+        )
+
+    # -- the one rule the database cannot check for history
+
+    def check_one_open_at_a_time(self, request, submit):
+        """Live, an instance has at most one open provisioning request at a time; the database
+        constraint sees only requests open now, so check the spans history gives."""
+        if request.kind not in PROVISIONING_KINDS:
+            return
+        spans = (
+            Request.objects.filter(instance_slug=request.instance_slug, kind__in=PROVISIONING_KINDS)
+            .annotate(closed_at=Min("events__at", filter=Q(events__to_state__in=FINAL_STATES)))
+            .values("pk", "kind", "external_id", "created_at", "closed_at")
+        )
+        spans = {span["pk"]: span for span in spans}
+        mine = spans.pop(request.pk)
+        for other in spans.values():
+            if _overlap(mine, other):
+                until = other["closed_at"].isoformat() if other["closed_at"] else "now"
+                name = f"request #{other['pk']} ({other['kind']}"
+                if other["external_id"]:
+                    name += f", {other['external_id']}"
+                raise Rejected(
+                    submit["where"],
+                    f"{name}) for {request.instance_slug!r} was open from "
+                    f"{other['created_at'].isoformat()} to {until}; an instance has one open "
+                    "provisioning request at a time.",
+                )
+
+
+def _overlap(a, b):
+    """Do the open spans [created_at, closed_at) of two requests overlap (None: still open)?"""
+    a_ends_after_b_starts = a["closed_at"] is None or a["closed_at"] > b["created_at"]
+    b_ends_after_a_starts = b["closed_at"] is None or b["closed_at"] > a["created_at"]
+    return a_ends_after_b_starts and b_ends_after_a_starts
+
+
+def _text(record, name):
+    value = record.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise Rejected(name, f"must be text, not a JSON {_json_type(value)}.")
+    return value.strip()
+
+
+def _count(record, name):
+    value = record.get(name)
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise Rejected(name, f"{value!r} is not a whole number of 0 or more.")
+    return value

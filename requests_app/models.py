@@ -1,0 +1,241 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from provisioning.models import Access, Instance
+
+
+class Kind(models.TextChoices):
+    CREATE = "create", "Create an instance"
+    SUSPEND = "suspend", "Suspend an instance"
+    RESUME = "resume", "Resume an instance"
+    TEARDOWN = "teardown", "Tear down an instance"
+    UPGRADE = "upgrade", "Upgrade an instance"
+    ENABLE_EXECUTORS = "enable_executors", "Enable executors"
+    FEATURE = "feature", "Feature request"
+
+
+class State(models.TextChoices):
+    PENDING_APPROVAL = "pending_approval", "Pending approval"
+    TECH_REVIEW = "tech_review", "Tech review"
+    QUEUED = "queued", "Queued"
+    IN_PROGRESS = "in_progress", "In progress"
+    WAITING_ON_CUSTOMER = "waiting_on_customer", "Waiting on customer"
+    DONE = "done", "Done"
+    REJECTED = "rejected", "Rejected"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class NonStandardReason(models.TextChoices):
+    MIGRATION = "migration", "Migration"
+    SCALE = "scale", "Special scale"
+    SECURITY = "security", "Special security needs"
+    OTHER = "other", "Other"
+
+
+OPEN_STATES = (
+    State.PENDING_APPROVAL,
+    State.TECH_REVIEW,
+    State.QUEUED,
+    State.IN_PROGRESS,
+    State.WAITING_ON_CUSTOMER,
+)
+FINAL_STATES = (State.DONE, State.REJECTED, State.CANCELLED)
+# Kinds that change an instance's infrastructure: at most one open at a time per instance.
+PROVISIONING_KINDS = (
+    Kind.CREATE,
+    Kind.SUSPEND,
+    Kind.RESUME,
+    Kind.TEARDOWN,
+    Kind.UPGRADE,
+    Kind.ENABLE_EXECUTORS,
+)
+
+
+class RequestQuerySet(models.QuerySet):
+    def open(self):
+        return self.filter(state__in=OPEN_STATES)
+
+    def with_related(self):
+        return self.select_related("requested_by", "assignee", "instance")
+
+
+class Request(models.Model):
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    state = models.CharField(
+        max_length=20, choices=State.choices, default=State.PENDING_APPROVAL, db_index=True
+    )
+    customer = models.CharField(max_length=200)
+    # The slug as asked for; `instance` links the instance once it exists (for create: once
+    # provisioning starts or the request is done).
+    instance_slug = models.CharField(max_length=30, db_index=True)
+    instance = models.ForeignKey(
+        Instance, null=True, blank=True, on_delete=models.PROTECT, related_name="requests"
+    )
+    justification = models.TextField(blank=True)
+    non_standard_reasons = models.JSONField(default=list, blank=True)
+    standard = models.BooleanField(default=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="requests_filed"
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="requests_assigned",
+    )
+    external_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # create
+    machine_type = models.CharField(max_length=40, blank=True)
+    zone = models.CharField(max_length=40, blank=True)
+    access = models.CharField(max_length=20, choices=Access.choices, blank=True)
+    allowed_ip_ranges = models.JSONField(default=list, blank=True)
+    users = models.PositiveIntegerField(null=True, blank=True)
+    repositories = models.PositiveIntegerField(null=True, blank=True)
+    # upgrade (and the version a create installs)
+    target_version = models.CharField(max_length=40, blank=True)
+    release_published_at = models.DateTimeField(null=True, blank=True)
+    # feature: the due date DevOps agrees with set_target
+    target_due_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RequestQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # No two open requests that change the same instance's infrastructure at once.
+            models.UniqueConstraint(
+                fields=["instance_slug"],
+                condition=Q(
+                    kind__in=[k.value for k in PROVISIONING_KINDS],
+                    state__in=[s.value for s in OPEN_STATES],
+                ),
+                name="one_open_provisioning_request_per_instance",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=[k.value for k in Kind]), name="request_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=[s.value for s in State]), name="request_state_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["kind", "state"], name="request_kind_state"),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.get_kind_display()} {self.instance_slug}"
+
+    @property
+    def is_open(self):
+        return self.state in OPEN_STATES
+
+
+class Event(models.Model):
+    """One entry of a request's history: an action, a comment or a provisioning step."""
+
+    request = models.ForeignKey(Request, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField()
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT
+    )
+    action = models.CharField(max_length=40)
+    from_state = models.CharField(max_length=20, blank=True)
+    to_state = models.CharField(max_length=20, blank=True)
+    comment = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["request", "at"], name="event_request_at")]
+
+    def __str__(self):
+        return f"{self.action} on #{self.request_id} at {self.at:%Y-%m-%d %H:%M}"
+
+    @property
+    def verb(self):
+        return self.action.replace("_", " ")
+
+
+class Comment(models.Model):
+    request = models.ForeignKey(Request, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    body = models.TextField()
+    created_at = models.DateTimeField()
+    event = models.OneToOneField(Event, on_delete=models.CASCADE, related_name="comment_record")
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"Comment by {self.author_id} on #{self.request_id}"
+
+
+class Approval(models.Model):
+    """Who approved a request at which stage. The check constraint is the database's half of
+    separation of duties: the approver is never the requester."""
+
+    class Stage(models.TextChoices):
+        LEADERSHIP = "leadership", "CE Leadership"
+        TECH_REVIEW = "tech_review", "Tech Review"
+
+    request = models.ForeignKey(Request, on_delete=models.CASCADE, related_name="approvals")
+    stage = models.CharField(max_length=20, choices=Stage.choices)
+    approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    approved = models.BooleanField()
+    at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(approver=models.F("requester")), name="approver_is_not_requester"
+            ),
+            models.UniqueConstraint(fields=["request", "stage"], name="one_decision_per_stage"),
+        ]
+
+    def __str__(self):
+        return f"{self.stage} decision on #{self.request_id}"
+
+
+class Notification(models.Model):
+    """One message about one event on one channel. The unique constraint and the conditional
+    claim in the sender make sure it goes out once."""
+
+    class Channel(models.TextChoices):
+        SLACK = "slack", "Slack"
+        EMAIL = "email", "Email"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="notifications")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    topic = models.CharField(max_length=40)
+    recipients = models.JSONField(default=list, blank=True)
+    subject = models.CharField(max_length=300)
+    body = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event", "channel", "topic"], name="one_notification_per_event_channel"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.channel} {self.topic} for event {self.event_id}"

@@ -1,0 +1,120 @@
+"""The one table of what may happen to a request: action -> (from state -> next state), who.
+
+Pages, the API, the importer and the tests all read this table; nothing else decides.
+"""
+
+from dataclasses import dataclass, field
+
+from portal import roles
+from requests_app.models import OPEN_STATES, Kind, State
+
+# approve routes by the request: non-standard ones go through Tech Review first.
+BY_STANDARD = "by_standard"
+
+
+@dataclass(frozen=True)
+class Rule:
+    action: str
+    moves: dict  # from state -> next state (or BY_STANDARD)
+    roles: tuple  # roles that may take it
+    not_requester: bool = False  # separation of duties: never the requester, not even superuser
+    requester_may: bool = False  # the requester may, whatever their role
+    kinds: tuple = field(default=tuple(Kind))  # the kinds it applies to
+    label: str = ""
+    style: str = ""  # how the page shows the button: primary / danger / plain
+
+    def next_state(self, request):
+        target = self.moves[request.state]
+        if target == BY_STANDARD:
+            return State.QUEUED if request.standard else State.TECH_REVIEW
+        return target
+
+
+def _stay(*states):
+    return {state: state for state in states}
+
+
+RULES = {
+    rule.action: rule
+    for rule in [
+        Rule(
+            "approve",
+            {State.PENDING_APPROVAL: BY_STANDARD},
+            (roles.CE_LEADERSHIP,),
+            not_requester=True,
+            label="Approve",
+            style="primary",
+        ),
+        Rule(
+            "reject",
+            {State.PENDING_APPROVAL: State.REJECTED},
+            (roles.CE_LEADERSHIP,),
+            not_requester=True,
+            label="Reject",
+            style="danger",
+        ),
+        Rule(
+            "tech_approve",
+            {State.TECH_REVIEW: State.QUEUED},
+            (roles.TECH_REVIEW,),
+            not_requester=True,
+            label="Approve (tech review)",
+            style="primary",
+        ),
+        Rule(
+            "tech_reject",
+            {State.TECH_REVIEW: State.REJECTED},
+            (roles.TECH_REVIEW,),
+            not_requester=True,
+            label="Reject (tech review)",
+            style="danger",
+        ),
+        Rule(
+            "pick_up",
+            {State.QUEUED: State.IN_PROGRESS},
+            (roles.DEVOPS,),
+            label="Pick up",
+            style="primary",
+        ),
+        Rule(
+            "wait_on_customer",
+            {State.IN_PROGRESS: State.WAITING_ON_CUSTOMER},
+            (roles.DEVOPS,),
+            label="Wait on customer",
+        ),
+        Rule(
+            "resume_work",
+            {State.WAITING_ON_CUSTOMER: State.IN_PROGRESS},
+            (roles.DEVOPS,),
+            label="Resume work",
+            style="primary",
+        ),
+        Rule(
+            "complete",
+            {State.IN_PROGRESS: State.DONE},
+            (roles.DEVOPS,),
+            label="Mark done",
+            style="primary",
+        ),
+        Rule(
+            "set_target",
+            _stay(State.QUEUED, State.IN_PROGRESS, State.WAITING_ON_CUSTOMER),
+            (roles.DEVOPS,),
+            kinds=(Kind.FEATURE,),
+            label="Set target date",
+        ),
+        Rule(
+            "cancel",
+            {state: State.CANCELLED for state in OPEN_STATES},
+            (roles.CE_LEADERSHIP,),
+            requester_may=True,
+            label="Cancel request",
+            style="danger",
+        ),
+    ]
+}
+
+ACTIONS = tuple(RULES)
+FILE_ROLES = (roles.CE, roles.SALES)
+COMMENT_ROLES = tuple(r for r in roles.ALL_ROLES if r != roles.MANAGERS)
+READ_ROLES = roles.ALL_ROLES

@@ -1,0 +1,17 @@
+from django.urls import path
+
+from requests_app import views
+
+urlpatterns = [
+    path("requests/", views.request_list, name="request_list"),
+    path("requests/mine/", views.my_requests, name="my_requests"),
+    path("requests/new/", views.new_request_choose, name="new_request_choose"),
+    path("requests/new/<str:kind>/", views.new_request, name="new_request"),
+    path("requests/<int:pk>/", views.request_detail, name="request_detail"),
+    path("requests/<int:pk>/actions/<str:action>/", views.request_action, name="request_action"),
+    path("requests/<int:pk>/comments/", views.request_comment, name="request_comment"),
+    path("approvals/", views.approvals, name="approvals"),
+    path("queue/", views.devops_queue, name="devops_queue"),
+    path("instances/", views.instance_list, name="instance_list"),
+    path("instances/<str:slug>/", views.instance_detail, name="instance_detail"),
+]

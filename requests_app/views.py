@@ -1,0 +1,242 @@
+"""Pages. No business rules here: they validate with the forms and act through the workflow."""
+
+import json
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Count, Prefetch, Q
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from portal import roles
+from provisioning.models import Instance, InstanceStatus
+from requests_app import validation, workflow
+from requests_app.forms import FORMS, ActionForm, CommentForm
+from requests_app.models import OPEN_STATES, Event, Kind, Request, State
+from requests_app.transitions import RULES
+
+KIND_HELP = {
+    Kind.CREATE: "A new instance for a new customer or prospect.",
+    Kind.SUSPEND: "Pause an instance for a customer who intends to come back within months.",
+    Kind.RESUME: "Bring a suspended instance back from its snapshot.",
+    Kind.TEARDOWN: "Delete an instance and its data for good.",
+    Kind.UPGRADE: "Move an instance to a newer release (within a week of the release).",
+    Kind.ENABLE_EXECUTORS: "Turn on executors for an instance.",
+    Kind.FEATURE: "Anything else the customer needs from DevOps.",
+}
+
+
+def require_reader(user):
+    if not workflow.can_read(user):
+        raise PermissionDenied("Your account has no role in the portal.")
+
+
+def get_request_for_user(request, pk):
+    require_reader(request.user)
+    events = Event.objects.select_related("by").order_by("at", "id")
+    queryset = Request.objects.with_related().prefetch_related(Prefetch("events", queryset=events))
+    return get_object_or_404(queryset, pk=pk)
+
+
+def home(request):
+    user = request.user
+    counts = {}
+    if workflow.can_read(user):
+        counts = Request.objects.aggregate(
+            pending_approval=Count("pk", filter=Q(state=State.PENDING_APPROVAL)),
+            tech_review=Count("pk", filter=Q(state=State.TECH_REVIEW)),
+            queued=Count("pk", filter=Q(state=State.QUEUED)),
+            in_progress=Count(
+                "pk", filter=Q(state__in=[State.IN_PROGRESS, State.WAITING_ON_CUSTOMER])
+            ),
+            mine_open=Count("pk", filter=Q(requested_by=user, state__in=OPEN_STATES)),
+            assigned_to_me=Count("pk", filter=Q(assignee=user, state__in=OPEN_STATES)),
+        )
+    return render(request, "portal/home.html", {"counts": counts})
+
+
+def request_list(request, mine=False):
+    require_reader(request.user)
+    queryset = Request.objects.with_related().order_by("-created_at", "-id")
+    state, kind, instance = (request.GET.get(k, "") for k in ("state", "kind", "instance"))
+    if mine:
+        queryset = queryset.filter(requested_by=request.user)
+    if state in State.values:
+        queryset = queryset.filter(state=state)
+    if kind in Kind.values:
+        queryset = queryset.filter(kind=kind)
+    if instance:
+        queryset = queryset.filter(instance_slug=instance)
+    page = Paginator(queryset, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "requests_app/request_list.html",
+        {
+            "page": page,
+            "mine": mine,
+            "states": State.choices,
+            "kinds": Kind.choices,
+            "filters": {"state": state, "kind": kind, "instance": instance},
+            "title": "My requests" if mine else "All requests",
+        },
+    )
+
+
+def my_requests(request):
+    return request_list(request, mine=True)
+
+
+def new_request_choose(request):
+    if not workflow.can_file(request.user):
+        raise PermissionDenied("Only CE and Sales file requests.")
+    kinds = [(value, label, KIND_HELP[value]) for value, label in Kind.choices]
+    return render(request, "requests_app/new_request_choose.html", {"kinds": kinds})
+
+
+def new_request(request, kind):
+    if kind not in FORMS:
+        raise Http404("No such request kind.")
+    if not workflow.can_file(request.user):
+        raise PermissionDenied("Only CE and Sales file requests.")
+    form_class = FORMS[kind]
+    if request.method == "POST":
+        form = form_class(data=request.POST)
+        if form.is_valid():
+            try:
+                created = workflow.file_request(request.user, kind, form.cleaned_data)
+            except workflow.WorkflowError as exc:
+                for field, errors in exc.errors.items():
+                    for error in errors:
+                        form.add_error(field if field in form.fields else None, error)
+            else:
+                messages.success(
+                    request, f"Request #{created.pk} filed; CE Leadership will review it."
+                )
+                return redirect("request_detail", pk=created.pk)
+    else:
+        form = form_class(initial={"instance": request.GET.get("instance", "")})
+    live = Instance.objects.exclude(status=InstanceStatus.TORN_DOWN).order_by("slug")
+    context = {
+        "form": form,
+        "kind": kind,
+        "kind_label": Kind(kind).label,
+        "kind_help": KIND_HELP[kind],
+        "instances": live,
+        "sizing_json": json.dumps(
+            {
+                "sizing": validation.SIZING,
+                "max_users": validation.SCALE_LIMIT_USERS,
+                "max_repositories": validation.SCALE_LIMIT_REPOSITORIES,
+            }
+        ),
+        "recommended": getattr(form, "recommended_machine_type", None),
+    }
+    return render(request, "requests_app/new_request.html", context, status=200)
+
+
+def request_detail(request, pk, error=None, status=200, action_form=None):
+    target = get_request_for_user(request, pk)
+    allowed = workflow.allowed_actions(request.user, target)
+    buttons = [RULES[action] for action in allowed]
+    context = {
+        "req": target,
+        "events": list(target.events.all()),
+        "buttons": buttons,
+        "can_comment": workflow.can_comment(request.user),
+        "comment_form": CommentForm(),
+        "action_form": action_form or ActionForm(),
+        "error": error,
+        "is_requester": target.requested_by_id == request.user.pk,
+    }
+    return render(request, "requests_app/request_detail.html", context, status=status)
+
+
+@require_POST
+def request_action(request, pk, action):
+    target = get_request_for_user(request, pk)
+    form = ActionForm(data=request.POST)
+    if not form.is_valid():
+        return request_detail(request, pk, error="Check the form.", status=400, action_form=form)
+    try:
+        workflow.perform(
+            request.user,
+            target.pk,
+            action,
+            comment=form.cleaned_data["comment"],
+            due_at=form.cleaned_data["due_at"],
+        )
+    except workflow.WorkflowError as exc:
+        return request_detail(request, pk, error=exc.message, status=exc.status, action_form=form)
+    label = RULES[action].label if action in RULES else action
+    messages.success(request, f"{label}: done.")
+    return redirect("request_detail", pk=pk)
+
+
+@require_POST
+def request_comment(request, pk):
+    target = get_request_for_user(request, pk)
+    try:
+        workflow.add_comment(request.user, target.pk, request.POST.get("body", ""))
+    except workflow.WorkflowError as exc:
+        return request_detail(request, pk, error=exc.message, status=exc.status)
+    messages.success(request, "Comment added.")
+    return redirect("request_detail", pk=pk)
+
+
+def approvals(request):
+    user = request.user
+    sections = []
+    if roles.has_role(user, roles.CE_LEADERSHIP):
+        sections.append(("CE Leadership approval", "approve", State.PENDING_APPROVAL))
+    if roles.has_role(user, roles.TECH_REVIEW):
+        sections.append(("Tech review", "tech_approve", State.TECH_REVIEW))
+    if not sections:
+        raise PermissionDenied("The approvals inbox is for CE Leadership and Tech Review.")
+    inbox = []
+    for title, action, state in sections:
+        rows = Request.objects.with_related().filter(state=state).order_by("created_at", "id")
+        inbox.append({"title": title, "action": action, "requests": rows})
+    return render(request, "requests_app/approvals.html", {"inbox": inbox})
+
+
+def devops_queue(request):
+    if not roles.has_role(request.user, roles.DEVOPS):
+        raise PermissionDenied("The queue is for DevOps.")
+    base = Request.objects.with_related()
+    context = {
+        "queued": base.filter(state=State.QUEUED).order_by("created_at", "id"),
+        "working": base.filter(state__in=[State.IN_PROGRESS, State.WAITING_ON_CUSTOMER]).order_by(
+            "created_at", "id"
+        ),
+    }
+    return render(request, "requests_app/queue.html", context)
+
+
+def instance_list(request):
+    require_reader(request.user)
+    instances = Instance.objects.annotate(
+        open_requests=Count("requests", filter=Q(requests__state__in=OPEN_STATES))
+    ).order_by("slug", "-created_at")
+    return render(request, "requests_app/instance_list.html", {"instances": instances})
+
+
+def instance_detail(request, slug):
+    require_reader(request.user)
+    instance = (
+        Instance.objects.filter(slug=slug).exclude(status=InstanceStatus.TORN_DOWN).first()
+        or Instance.objects.filter(slug=slug).order_by("-created_at").first()
+    )
+    if instance is None:
+        raise Http404("No such instance.")
+    related = (
+        Request.objects.with_related()
+        .filter(Q(instance=instance) | Q(instance__isnull=True, instance_slug=slug))
+        .order_by("-created_at", "-id")
+    )
+    return render(
+        request,
+        "requests_app/instance_detail.html",
+        {"instance": instance, "requests": related},
+    )

@@ -1,0 +1,291 @@
+"""Every change to a request goes through a function here.
+
+Each one runs in one transaction: it checks who may act (403), whether the state allows it
+(409), changes the row with a compare-and-set on the state (0 rows: someone else won, 409) and
+writes the history event in the same transaction. Pages, the API and the importer call these.
+"""
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from portal import roles
+from provisioning.models import Instance, InstanceStatus, project_id_for, url_for
+from requests_app import notifications
+from requests_app.models import Approval, Comment, Event, Kind, Request, State
+from requests_app.transitions import COMMENT_ROLES, FILE_ROLES, RULES
+
+
+class WorkflowError(Exception):
+    status = 400
+
+    def __init__(self, message, errors=None):
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or {}
+
+
+class Forbidden(WorkflowError):
+    status = 403
+
+
+class Conflict(WorkflowError):
+    status = 409
+
+
+class Invalid(WorkflowError):
+    status = 400
+
+
+# -- who may do what ----------------------------------------------------------------------------
+
+
+def role_allows(user, rule, request):
+    """The role half of the check (403): may this person ever take this action here?"""
+    if rule.requester_may and request.requested_by_id == user.pk:
+        return True
+    return roles.has_role(user, *rule.roles)
+
+
+def check_action(user, request, action):
+    """Raise Forbidden / Conflict when `user` may not take `action` on `request` now."""
+    rule = RULES.get(action)
+    if rule is None:
+        raise Invalid(f"Unknown action {action!r}.", {"action": [f"Unknown action {action!r}."]})
+    if not user.is_active or not role_allows(user, rule, request):
+        raise Forbidden(f"Your role may not {action.replace('_', ' ')} requests.")
+    if rule.not_requester and request.requested_by_id == user.pk:
+        raise Forbidden(f"You filed request #{request.pk}; someone else must {rule.label.lower()}.")
+    if request.kind not in rule.kinds:
+        raise Conflict(f"{action} does not apply to {request.kind} requests.")
+    if request.state not in rule.moves:
+        raise Conflict(
+            f"Request #{request.pk} is {request.get_state_display().lower()}; "
+            f"{action} is not possible now."
+        )
+    return rule
+
+
+def allowed_actions(user, request):
+    """The actions this person may take on this request now (the buttons a page shows)."""
+    allowed = []
+    for action in RULES:
+        try:
+            check_action(user, request, action)
+        except WorkflowError:
+            continue
+        allowed.append(action)
+    return allowed
+
+
+def can_file(user):
+    return roles.has_role(user, *FILE_ROLES)
+
+
+def can_comment(user):
+    return roles.has_role(user, *COMMENT_ROLES)
+
+
+def can_read(user):
+    return user.is_active and (user.is_superuser or bool(roles.roles_of(user)))
+
+
+# -- filing -------------------------------------------------------------------------------------
+
+
+FIELDS_BY_KIND = {
+    Kind.CREATE: (
+        "machine_type",
+        "zone",
+        "access",
+        "allowed_ip_ranges",
+        "users",
+        "repositories",
+        "target_version",
+    ),
+    Kind.UPGRADE: ("target_version", "release_published_at"),
+}
+
+
+def file_request(user, kind, cleaned, *, now=None, notify=True, external_id=None):
+    """File a validated request (`cleaned` comes from the kind's form)."""
+    now = now or timezone.now()
+    if not can_file(user):
+        raise Forbidden("Only CE and Sales file requests.")
+    reasons = sorted(set(cleaned.get("non_standard_reasons") or []))
+    fields = {name: cleaned[name] for name in FIELDS_BY_KIND.get(kind, ()) if name in cleaned}
+    if kind == Kind.UPGRADE and not fields.get("release_published_at"):
+        fields["release_published_at"] = now
+    slug = cleaned["instance"]
+    instance = None
+    if kind != Kind.CREATE:
+        instance = Instance.objects.filter(slug=slug).exclude(status="torn_down").first()
+    try:
+        with transaction.atomic():
+            request = Request.objects.create(
+                kind=kind,
+                customer=cleaned["customer"],
+                instance_slug=slug,
+                instance=instance,
+                justification=cleaned.get("justification", ""),
+                non_standard_reasons=reasons,
+                standard=not reasons,
+                requested_by=user,
+                external_id=external_id,
+                created_at=now,
+                **fields,
+            )
+            event = Event.objects.create(
+                request=request,
+                at=now,
+                by=user,
+                action="submit",
+                from_state="",
+                to_state=State.PENDING_APPROVAL,
+                comment=cleaned.get("justification", ""),
+            )
+            if notify:
+                notifications.on_event(request, event, now)
+    except IntegrityError as exc:
+        if "one_open_provisioning_request" in str(exc):
+            raise Conflict(
+                f"Another request for {slug!r} was filed at the same moment.",
+                {"instance": [f"Another open request for {slug!r} exists."]},
+            ) from None
+        raise
+    return request
+
+
+# -- actions ------------------------------------------------------------------------------------
+
+
+def perform(user, request_id, action, *, comment="", due_at=None, now=None, notify=True):
+    """Take `action` on request `request_id` as `user`; returns the updated request."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        request = Request.objects.with_related().get(pk=request_id)
+        rule = check_action(user, request, action)
+        old_state = request.state
+        new_state = rule.next_state(request)
+        changes = {"state": new_state, "updated_at": now}
+        if action == "pick_up":
+            changes["assignee"] = user
+        if action == "set_target":
+            if due_at is None:
+                raise Invalid("Give the target date.", {"due_at": ["Give the target date."]})
+            if due_at <= now:
+                raise Invalid("The target must be in the future.", {"due_at": ["Past date."]})
+            changes["target_due_at"] = due_at
+        if action == "cancel":
+            _refuse_cancel_while_applying(request)
+        updated = Request.objects.filter(pk=request.pk, state=old_state).update(**changes)
+        if not updated:
+            raise Conflict(f"Request #{request.pk} was changed by someone else first; reload.")
+        for name, value in changes.items():
+            setattr(request, name, value)
+        event = Event.objects.create(
+            request=request,
+            at=now,
+            by=user,
+            action=action,
+            from_state=old_state,
+            to_state=new_state,
+            comment=comment or "",
+            data={"due_at": due_at.isoformat()} if due_at else {},
+        )
+        if action in ("approve", "reject", "tech_approve", "tech_reject"):
+            _record_decision(request, user, action, now)
+        if action == "complete":
+            apply_outcome(request, now)
+        if notify:
+            notifications.on_event(request, event, now)
+    return request
+
+
+def _record_decision(request, user, action, now):
+    stage = (
+        Approval.Stage.LEADERSHIP if action in ("approve", "reject") else Approval.Stage.TECH_REVIEW
+    )
+    Approval.objects.create(
+        request=request,
+        stage=stage,
+        approver=user,
+        requester_id=request.requested_by_id,
+        approved=action in ("approve", "tech_approve"),
+        at=now,
+    )
+
+
+def _refuse_cancel_while_applying(request):
+    from provisioning.runs import instance_has_applying_run
+
+    if request.instance_id and instance_has_applying_run(request.instance_id, request.pk):
+        raise Conflict("A provisioning run is applying for this request; wait for it to finish.")
+
+
+def apply_outcome(request, now):
+    """What a finished request means for its instance (done by hand, or by a provisioning run)."""
+    kind = request.kind
+    if kind == Kind.CREATE:
+        instance = request.instance or Instance(
+            slug=request.instance_slug,
+            gcp_project=project_id_for(request.instance_slug),
+            url=url_for(request.instance_slug),
+        )
+        instance.customer = request.customer
+        instance.zone = request.zone or instance.zone
+        instance.machine_type = request.machine_type or instance.machine_type
+        instance.access = request.access or instance.access
+        instance.allowed_ip_ranges = request.allowed_ip_ranges
+        instance.users, instance.repositories = request.users, request.repositories
+        instance.version = request.target_version or instance.version
+        instance.status = InstanceStatus.ACTIVE
+        try:
+            with transaction.atomic():
+                instance.save()
+        except IntegrityError:
+            raise Conflict(f"An instance {request.instance_slug!r} already exists.") from None
+        if request.instance_id is None:
+            Request.objects.filter(pk=request.pk).update(instance=instance)
+            request.instance = instance
+        return
+    instance = request.instance
+    if instance is None:
+        return
+    if kind == Kind.SUSPEND:
+        instance.status = InstanceStatus.SUSPENDED
+    elif kind == Kind.RESUME:
+        instance.status = InstanceStatus.ACTIVE
+    elif kind == Kind.TEARDOWN:
+        instance.status = InstanceStatus.TORN_DOWN
+    elif kind == Kind.UPGRADE:
+        instance.version = request.target_version
+    elif kind == Kind.ENABLE_EXECUTORS:
+        instance.executors_enabled = True
+    else:
+        return
+    instance.save()
+
+
+# -- comments -----------------------------------------------------------------------------------
+
+
+def add_comment(user, request_id, body, *, now=None, notify=True):
+    now = now or timezone.now()
+    body = (body or "").strip()
+    if not can_comment(user):
+        raise Forbidden("Managers read requests; they do not comment.")
+    if not body:
+        raise Invalid("Write a comment.", {"body": ["Write a comment."]})
+    with transaction.atomic():
+        request = Request.objects.select_for_update().get(pk=request_id)
+        event = Event.objects.create(
+            request=request,
+            at=now,
+            by=user,
+            action="comment",
+            from_state=request.state,
+            to_state=request.state,
+            comment=body,
+        )
+        Comment.objects.create(request=request, author=user, body=body, created_at=now, event=event)
+    return request

@@ -1,0 +1,33 @@
+// New-request form: suggest a machine type from users and repositories, flag non-standard
+// scale, show the IP ranges only for an allowlist, and offer known instance slugs.
+(function () {
+  const form = document.querySelector(".request-form");
+  if (!form) return;
+  const data = JSON.parse(document.getElementById("sizing-data").textContent);
+  const kind = form.dataset.kind;
+  const instance = form.querySelector("#id_instance");
+  if (instance && kind !== "create") instance.setAttribute("list", "instance-slugs");
+  const users = form.querySelector("#id_users");
+  const repos = form.querySelector("#id_repositories");
+  const access = form.querySelector("#id_access");
+  const ranges = document.getElementById("field-allowed_ip_ranges");
+  function recommend() {
+    const u = parseInt(users && users.value, 10) || 0;
+    const r = parseInt(repos && repos.value, 10) || 0;
+    let pick = data.sizing[data.sizing.length - 1][0];
+    for (const [type, maxUsers, maxRepos] of data.sizing) {
+      if (u <= maxUsers && r <= maxRepos) { pick = type; break; }
+    }
+    const shown = document.getElementById("recommended-type");
+    if (shown) shown.textContent = pick;
+    const warn = document.getElementById("scale-warning");
+    if (warn) warn.hidden = !(u > data.max_users || r > data.max_repositories);
+  }
+  function toggleRanges() {
+    if (ranges && access) ranges.hidden = access.value !== "ip_allowlist";
+  }
+  [users, repos].forEach((el) => el && el.addEventListener("input", recommend));
+  if (access) access.addEventListener("change", toggleRanges);
+  recommend();
+  toggleRanges();
+})();

@@ -1,0 +1,850 @@
+"""The JSON API of CONTRACTS.md section 5: filing, validation, listing, auth, schema, history.
+
+The small factory helpers at the top are shared with the permission and concurrency tests."""
+
+import itertools
+from datetime import timedelta
+
+import pytest
+import yaml
+from django.core.management import call_command
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from provisioning.models import Instance
+from requests_app import workflow
+from requests_app.forms import FORMS
+from requests_app.models import Event, Request, State
+from tests.factories import PASSWORD, make_user
+
+# -- helpers shared by the request API tests ---------------------------------------------------
+
+KINDS = ["create", "suspend", "resume", "teardown", "upgrade", "enable_executors", "feature"]
+# The instance status each kind needs to be filed against.
+INSTANCE_STATUS_FOR = {
+    "suspend": "active",
+    "resume": "suspended",
+    "teardown": "active",
+    "upgrade": "active",
+    "enable_executors": "active",
+    "feature": "active",
+}
+_numbers = itertools.count(1)
+
+
+def unique_slug(prefix="inst"):
+    return f"{prefix}{next(_numbers)}"
+
+
+def make_instance(slug=None, *, status="active", version="5.2.0", **fields):
+    slug = slug or unique_slug()
+    return Instance.objects.create(
+        slug=slug,
+        customer=fields.pop("customer", "Acme Corp"),
+        status=status,
+        gcp_project=f"mi-{slug}",
+        version=version,
+        url=f"https://{slug}.managed.example.com",
+        **fields,
+    )
+
+
+def payload(kind, slug, **extra):
+    """A valid API body for filing a `kind` request about `slug`."""
+    data = {
+        "kind": kind,
+        "customer": "Acme Corp",
+        "instance": slug,
+        "justification": "The customer asked for it.",
+        "non_standard_reasons": [],
+    }
+    if kind == "create":
+        data.update(access="public_sso", zone="us-central1-f", users=200, repositories=1500)
+    elif kind == "teardown":
+        data["confirm"] = slug
+    elif kind == "upgrade":
+        data["target_version"] = "6.0.0"
+    data.update(extra)
+    return data
+
+
+def target_for(kind, slug=None):
+    """A slug a `kind` request may name: a fresh one for create, else an instance that fits."""
+    if kind == "create":
+        return slug or unique_slug("new")
+    if slug and Instance.objects.filter(slug=slug).exists():
+        return slug
+    return make_instance(slug, status=INSTANCE_STATUS_FOR[kind]).slug
+
+
+def file_request(requester, kind="create", slug=None, *, reasons=(), **extra):
+    """File through the same form and workflow function as the API does."""
+    slug = target_for(kind, slug)
+    form = FORMS[kind](data=payload(kind, slug, non_standard_reasons=list(reasons), **extra))
+    assert form.is_valid(), form.errors
+    return workflow.file_request(requester, kind, form.cleaned_data)
+
+
+def request_in_state(users, state, *, kind="create", requester=None, slug=None, standard=None):
+    """A request of `kind` brought to `state` by the workflow functions, as people would.
+
+    `standard` defaults to what the path needs: non-standard only to stop in tech_review."""
+    requester = requester or users["ce"]
+    if standard is None:
+        standard = state != State.TECH_REVIEW
+    request = file_request(requester, kind, slug, reasons=() if standard else ["other"])
+
+    def act(user, action, **kwargs):
+        workflow.perform(user, request.pk, action, **kwargs)
+
+    if state == State.REJECTED:
+        act(users["lead"], "reject")
+    elif state == State.CANCELLED:
+        act(requester, "cancel")
+    elif state != State.PENDING_APPROVAL:
+        act(users["lead"], "approve")
+        if not standard and state != State.TECH_REVIEW:
+            act(users["reviewer"], "tech_approve")
+        if state in (State.IN_PROGRESS, State.WAITING_ON_CUSTOMER, State.DONE):
+            act(users["devops"], "pick_up")
+        if state == State.WAITING_ON_CUSTOMER:
+            act(users["devops"], "wait_on_customer")
+        if state == State.DONE:
+            act(users["devops"], "complete")
+    request.refresh_from_db()
+    assert request.state == state
+    return request
+
+
+def api(user=None):
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(user)
+    return client
+
+
+def post_action(user, request_id, action, **body):
+    return api(user).post(f"/api/v1/requests/{request_id}/actions/{action}/", body, format="json")
+
+
+def future(days=10):
+    return timezone.now() + timedelta(days=days)
+
+
+# -- filing -------------------------------------------------------------------------------------
+
+REQUEST_FIELDS = {
+    "id",
+    "kind",
+    "state",
+    "customer",
+    "instance",
+    "requested_by",
+    "assignee",
+    "standard",
+    "non_standard_reasons",
+    "external_id",
+    "created_at",
+    "sla",
+    "events",
+    "runs",
+}
+EVENT_FIELDS = {"at", "by", "action", "from_state", "to_state", "comment"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_filing_each_kind_answers_201_with_the_request(users, kind):
+    slug = target_for(kind)
+    response = api(users["ce"]).post("/api/v1/requests/", payload(kind, slug), format="json")
+
+    assert response.status_code == 201, response.data
+    body = response.json()
+    assert REQUEST_FIELDS <= set(body)
+    assert body["kind"] == kind
+    assert body["state"] == "pending_approval"
+    assert body["customer"] == "Acme Corp"
+    assert body["instance"] == slug
+    assert body["requested_by"] == "ce"
+    assert body["assignee"] is None
+    assert body["standard"] is True
+    assert body["non_standard_reasons"] == []
+    assert body["external_id"] is None
+    assert body["created_at"]
+    assert set(body["sla"]) == {"response", "resolution"}
+    assert body["runs"] == []
+    [submit] = body["events"]
+    assert set(submit) == EVENT_FIELDS
+    assert submit["action"] == "submit" and submit["by"] == "ce"
+    assert submit["to_state"] == "pending_approval"
+    stored = Request.objects.get(pk=body["id"])
+    assert (stored.kind, stored.instance_slug, stored.requested_by) == (kind, slug, users["ce"])
+    if kind != "create":
+        assert stored.instance == Instance.objects.get(slug=slug)
+    assert api(users["manager"]).get(f"/api/v1/requests/{body['id']}/").json() == body | {
+        "allowed_actions": []
+    }
+
+
+def test_sales_files_too_and_the_create_fields_are_kept(users):
+    body = payload(
+        "create",
+        "globex",
+        access="ip_allowlist",
+        allowed_ip_ranges=["10.0.0.0/8", "192.168.1.0/24"],
+        machine_type="n1-standard-16",
+        users=800,
+        repositories=4000,
+        target_version="5.3.1",
+    )
+    response = api(users["sales"]).post("/api/v1/requests/", body, format="json")
+
+    assert response.status_code == 201, response.data
+    data = response.json()
+    assert data["requested_by"] == "sales"
+    assert data["access"] == "ip_allowlist"
+    assert data["allowed_ip_ranges"] == ["10.0.0.0/8", "192.168.1.0/24"]
+    assert (data["machine_type"], data["users"], data["repositories"]) == (
+        "n1-standard-16",
+        800,
+        4000,
+    )
+    assert data["target_version"] == "5.3.1"
+
+
+def test_the_longest_slug_the_prefix_allows_is_accepted(users):
+    slug = "a" * 27  # "mi-" + 27 = 30 characters, GCP's limit
+    response = api(users["ce"]).post("/api/v1/requests/", payload("create", slug), format="json")
+    assert response.status_code == 201, response.data
+
+
+def bad_filing(user, body):
+    response = api(user).post("/api/v1/requests/", body, format="json")
+    assert response.status_code == 400, response.data
+    return response.json()
+
+
+@pytest.mark.parametrize(
+    "slug",
+    [
+        "Acme",  # uppercase
+        "a" * 28,  # "mi-" + 28 characters is 31, over GCP's 30
+        "acme-",  # trailing hyphen
+        "-acme",
+        "ac_me",
+        "ab",  # "mi-ab" is shorter than GCP's 6
+        "",
+    ],
+)
+def test_bad_slugs_are_field_errors(users, slug):
+    before = Request.objects.count()
+    errors = bad_filing(users["ce"], payload("create", slug))
+    assert errors["instance"]
+    assert Request.objects.count() == before
+
+
+def test_create_for_the_slug_of_a_live_instance_is_refused(users):
+    make_instance("initech")
+    errors = bad_filing(users["ce"], payload("create", "initech"))
+    assert "already exists" in errors["instance"][0]
+
+
+def test_create_may_reuse_the_slug_of_a_torn_down_instance(users):
+    make_instance("initech", status="torn_down")
+    response = api(users["ce"]).post("/api/v1/requests/", payload("create", "initech"))
+    assert response.status_code == 201, response.data
+
+
+def test_a_second_open_create_for_the_same_slug_is_refused(users):
+    file_request(users["ce"], "create", "hooli")
+    errors = bad_filing(users["sales"], payload("create", "hooli"))
+    assert errors["instance"]
+    assert Request.objects.filter(instance_slug="hooli").count() == 1
+
+
+def test_create_is_possible_again_once_the_first_is_rejected(users):
+    first = file_request(users["ce"], "create", "hooli")
+    workflow.perform(users["lead"], first.pk, "reject")
+    response = api(users["sales"]).post("/api/v1/requests/", payload("create", "hooli"))
+    assert response.status_code == 201, response.data
+
+
+@pytest.mark.parametrize("kind", ["rename", "", None, "CREATE"])
+def test_unknown_kind_is_a_field_error(users, kind):
+    body = payload("create", "umbrella") | {"kind": kind}
+    errors = bad_filing(users["ce"], body)
+    assert errors["kind"]
+
+
+def test_a_body_that_is_not_an_object_is_a_400(users):
+    response = api(users["ce"]).post("/api/v1/requests/", ["create"], format="json")
+    assert response.status_code == 400
+
+
+def test_suspend_of_a_suspended_instance_is_refused(users):
+    make_instance("vandelay", status="suspended")
+    errors = bad_filing(users["ce"], payload("suspend", "vandelay"))
+    assert "suspended" in errors["instance"][0]
+
+
+def test_resume_of_an_active_instance_is_refused(users):
+    make_instance("vandelay", status="active")
+    errors = bad_filing(users["ce"], payload("resume", "vandelay"))
+    assert "active" in errors["instance"][0]
+
+
+@pytest.mark.parametrize("kind", ["suspend", "resume", "teardown", "upgrade", "feature"])
+def test_kinds_other_than_create_need_an_existing_instance(users, kind):
+    errors = bad_filing(users["ce"], payload(kind, "nosuchthing"))
+    assert "no instance" in errors["instance"][0]
+
+
+def test_a_torn_down_instance_cannot_be_suspended(users):
+    make_instance("gone", status="torn_down")
+    errors = bad_filing(users["ce"], payload("suspend", "gone"))
+    assert errors["instance"]
+
+
+@pytest.mark.parametrize("confirm", ["wrong", "", "vandelay2"])
+def test_teardown_needs_the_slug_typed_again(users, confirm):
+    make_instance("vandelay")
+    errors = bad_filing(users["ce"], payload("teardown", "vandelay", confirm=confirm))
+    assert errors["confirm"]
+
+
+def test_teardown_without_confirm_is_refused(users):
+    make_instance("vandelay")
+    body = payload("teardown", "vandelay")
+    del body["confirm"]
+    errors = bad_filing(users["ce"], body)
+    assert errors["confirm"]
+
+
+@pytest.mark.parametrize("version", ["5.2.0", "5.2", "v5.2.0", "5.1.9", "4.0.0", "not-a-version"])
+def test_upgrade_must_name_a_newer_version(users, version):
+    make_instance("stark", version="5.2.0")
+    errors = bad_filing(users["ce"], payload("upgrade", "stark", target_version=version))
+    assert errors["target_version"]
+
+
+def test_upgrade_release_date_cannot_be_in_the_future(users):
+    make_instance("stark", version="5.2.0")
+    body = payload("upgrade", "stark", release_published_at=future().isoformat())
+    errors = bad_filing(users["ce"], body)
+    assert errors["release_published_at"]
+
+
+def test_upgrade_release_date_defaults_to_filing_time(users):
+    make_instance("stark", version="5.2.0")
+    published = (timezone.now() - timedelta(days=2)).replace(microsecond=0)
+    given = api(users["ce"]).post(
+        "/api/v1/requests/",
+        payload("upgrade", "stark", release_published_at=published.isoformat()),
+        format="json",
+    )
+    assert given.status_code == 201, given.data
+    stored = Request.objects.get(pk=given.json()["id"])
+    assert stored.release_published_at == published
+    assert stored.target_version == "6.0.0"
+
+
+def test_enable_executors_when_already_enabled_is_refused(users):
+    make_instance("wayne", executors_enabled=True)
+    errors = bad_filing(users["ce"], payload("enable_executors", "wayne"))
+    assert "already enabled" in errors["instance"][0]
+
+
+def test_ip_allowlist_needs_ranges(users):
+    body = payload("create", "cyberdyne", access="ip_allowlist", allowed_ip_ranges=[])
+    errors = bad_filing(users["ce"], body)
+    assert errors["allowed_ip_ranges"]
+
+
+@pytest.mark.parametrize(
+    "ranges", [["10.0.0.1/24"], ["not-a-cidr"], ["10.0.0.0/33"], ["10.0.0.0/8", "300.1.1.0/24"]]
+)
+def test_bad_cidr_ranges_are_field_errors(users, ranges):
+    body = payload("create", "cyberdyne", access="ip_allowlist", allowed_ip_ranges=ranges)
+    errors = bad_filing(users["ce"], body)
+    assert errors["allowed_ip_ranges"]
+
+
+def test_unknown_machine_type_is_a_field_error(users):
+    errors = bad_filing(users["ce"], payload("create", "cyberdyne", machine_type="n2-mega-512"))
+    assert errors["machine_type"]
+
+
+@pytest.mark.parametrize("field,value", [("users", 0), ("users", "many"), ("repositories", -1)])
+def test_bad_sizes_are_field_errors(users, field, value):
+    errors = bad_filing(users["ce"], payload("create", "cyberdyne", **{field: value}))
+    assert errors[field]
+
+
+def test_unknown_non_standard_reason_is_a_field_error(users):
+    body = payload("create", "cyberdyne", non_standard_reasons=["because"])
+    errors = bad_filing(users["ce"], body)
+    assert errors["non_standard_reasons"]
+
+
+def test_bad_zone_is_a_field_error(users):
+    errors = bad_filing(users["ce"], payload("create", "cyberdyne", zone="moon-base"))
+    assert errors["zone"]
+
+
+def test_feature_request_needs_a_justification(users):
+    make_instance("wonka")
+    errors = bad_filing(users["ce"], payload("feature", "wonka", justification=""))
+    assert errors["justification"]
+
+
+def test_a_second_open_suspend_for_the_same_instance_is_refused(users):
+    make_instance("tyrell")
+    first = api(users["ce"]).post("/api/v1/requests/", payload("suspend", "tyrell"))
+    assert first.status_code == 201
+    errors = bad_filing(users["sales"], payload("suspend", "tyrell"))
+    assert f"#{first.json()['id']}" in errors["instance"][0]
+
+
+def test_any_open_provisioning_request_blocks_another_but_features_do_not(users):
+    make_instance("tyrell")
+    file_request(users["ce"], "upgrade", "tyrell")
+    assert bad_filing(users["ce"], payload("suspend", "tyrell"))["instance"]
+    feature = api(users["ce"]).post("/api/v1/requests/", payload("feature", "tyrell"))
+    assert feature.status_code == 201
+
+
+# -- standard or not ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sizes", [{"users": 3001}, {"repositories": 25001}, {"users": 5000, "repositories": 30000}]
+)
+def test_beyond_standard_scale_needs_tech_review(users, sizes):
+    body = payload("create", "massive", **sizes)
+    response = api(users["ce"]).post("/api/v1/requests/", body, format="json")
+    assert response.status_code == 201, response.data
+    data = response.json()
+    assert data["standard"] is False
+    assert "scale" in data["non_standard_reasons"]
+    assert data["machine_type"] == "n1-standard-96"
+
+    approved = post_action(users["lead"], data["id"], "approve")
+    assert approved.status_code == 200
+    assert approved.json()["state"] == "tech_review"
+    queued = post_action(users["reviewer"], data["id"], "tech_approve")
+    assert queued.status_code == 200
+    assert queued.json()["state"] == "queued"
+
+
+def test_the_scale_limits_themselves_are_standard(users):
+    body = payload("create", "bigbutok", users=3000, repositories=25000)
+    data = api(users["ce"]).post("/api/v1/requests/", body, format="json").json()
+    assert data["standard"] is True and data["non_standard_reasons"] == []
+    approved = post_action(users["lead"], data["id"], "approve")
+    assert approved.json()["state"] == "queued"
+
+
+def test_given_reasons_make_a_request_non_standard(users):
+    body = payload("create", "special", non_standard_reasons=["security", "migration"])
+    data = api(users["ce"]).post("/api/v1/requests/", body, format="json").json()
+    assert data["standard"] is False
+    assert sorted(data["non_standard_reasons"]) == ["migration", "security"]
+    assert post_action(users["lead"], data["id"], "approve").json()["state"] == "tech_review"
+
+
+def test_a_standard_request_is_queued_on_approval(users):
+    data = api(users["ce"]).post("/api/v1/requests/", payload("create", "plain")).json()
+    assert data["standard"] is True
+    response = post_action(users["lead"], data["id"], "approve", comment="fine")
+    assert response.status_code == 200
+    assert response.json()["state"] == "queued"
+
+
+# -- listing and filters ------------------------------------------------------------------------
+
+
+def ids(response):
+    assert response.status_code == 200, response.data
+    return {item["id"] for item in response.json()["results"]}
+
+
+def test_list_is_paginated_and_filters(users):
+    make_instance("alpha")
+    create = file_request(users["ce"], "create", "beta")
+    suspend = file_request(users["ce"], "suspend", "alpha")
+    feature = file_request(users["sales"], "feature", "alpha")
+    workflow.perform(users["lead"], suspend.pk, "approve")
+    slug = target_for("create")
+    form = FORMS["create"](data=payload("create", slug))
+    assert form.is_valid()
+    imported = workflow.file_request(
+        users["ce"], "create", form.cleaned_data, external_id="JIRA-1234"
+    )
+    client = api(users["manager"])
+
+    everything = client.get("/api/v1/requests/")
+    assert set(everything.json()) == {"count", "next", "previous", "results"}
+    assert everything.json()["count"] == 4
+    assert ids(everything) == {create.pk, suspend.pk, feature.pk, imported.pk}
+    assert ids(client.get("/api/v1/requests/?state=queued")) == {suspend.pk}
+    assert ids(client.get("/api/v1/requests/?state=pending_approval")) == {
+        create.pk,
+        feature.pk,
+        imported.pk,
+    }
+    assert ids(client.get("/api/v1/requests/?kind=feature")) == {feature.pk}
+    assert ids(client.get("/api/v1/requests/?instance=alpha")) == {suspend.pk, feature.pk}
+    assert ids(client.get("/api/v1/requests/?instance=alpha&kind=suspend")) == {suspend.pk}
+    assert ids(client.get("/api/v1/requests/?external_id=JIRA-1234")) == {imported.pk}
+    assert ids(client.get("/api/v1/requests/?external_id=JIRA-9")) == set()
+    assert client.get("/api/v1/requests/?external_id=JIRA-1234").json()["results"][0][
+        "external_id"
+    ] == ("JIRA-1234")
+
+
+@pytest.mark.parametrize("query", ["state=open", "kind=rename", "breached=maybe"])
+def test_bad_filters_are_400(users, query):
+    response = api(users["ce"]).get(f"/api/v1/requests/?{query}")
+    assert response.status_code == 400
+    assert query.split("=")[0] in response.json()
+
+
+def test_list_pages_link_to_each_other(users):
+    rows = [
+        Request(
+            kind="feature",
+            customer="Bulk",
+            instance_slug="bulk",
+            requested_by=users["ce"],
+            created_at=timezone.now() - timedelta(minutes=n),
+        )
+        for n in range(55)
+    ]
+    Request.objects.bulk_create(rows)
+    client = api(users["ce"])
+
+    first = client.get("/api/v1/requests/").json()
+    assert first["count"] == 55
+    assert first["previous"] is None and first["next"]
+    second = client.get(first["next"]).json()
+    assert second["next"] is None and second["previous"]
+    assert len(first["results"]) + len(second["results"]) == 55
+    assert not {r["id"] for r in first["results"]} & {r["id"] for r in second["results"]}
+    # Newest first.
+    created = [r["created_at"] for r in first["results"]]
+    assert created == sorted(created, reverse=True)
+
+
+def test_list_query_count_does_not_grow_with_rows(users, django_assert_max_num_queries):
+    for _ in range(3):
+        request_in_state(users, State.IN_PROGRESS, kind="feature")
+    client = api(users["ce"])
+    with django_assert_max_num_queries(12) as few:
+        client.get("/api/v1/requests/")
+    for _ in range(5):
+        request_in_state(users, State.IN_PROGRESS, kind="feature")
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        client.get("/api/v1/requests/")
+
+
+def test_unknown_request_is_404(users):
+    assert api(users["ce"]).get("/api/v1/requests/999999/").status_code == 404
+    assert post_action(users["lead"], 999999, "approve").status_code == 404
+    response = api(users["ce"]).post("/api/v1/requests/999999/comments/", {"body": "hi"})
+    assert response.status_code == 404
+
+
+def test_unknown_action_is_refused(users):
+    request = file_request(users["ce"])
+    response = post_action(users["lead"], request.pk, "self_destruct")
+    assert response.status_code in (400, 404)
+    request.refresh_from_db()
+    assert request.state == "pending_approval"
+
+
+# -- auth and schema ----------------------------------------------------------------------------
+
+
+def test_token_auth_works(users):
+    token = Token.objects.create(user=users["lead"])
+    request = file_request(users["ce"])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+
+    assert client.get("/api/v1/requests/").status_code == 200
+    response = client.post(
+        f"/api/v1/requests/{request.pk}/actions/approve/", {"comment": "ok"}, format="json"
+    )
+    assert response.status_code == 200, response.data
+    assert response.json()["events"][-1]["by"] == "lead"
+
+    client.credentials(HTTP_AUTHORIZATION="Token not-a-real-key")
+    assert client.get("/api/v1/requests/").status_code == 401
+
+
+def test_drf_create_token_command_makes_a_working_token(users):
+    call_command("drf_create_token", "devops")
+    token = Token.objects.get(user=users["devops"])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert client.get("/api/v1/instances/").status_code == 200
+
+
+def test_session_auth_works(users):
+    client = APIClient()
+    assert client.login(username="sales", password=PASSWORD)
+    response = client.post("/api/v1/requests/", payload("create", "sessionco"), format="json")
+    assert response.status_code == 201, response.data
+    assert response.json()["requested_by"] == "sales"
+
+
+def test_schema_is_an_openapi_3_document(users):
+    response = api(users["ce"]).get("/api/schema/")
+    assert response.status_code == 200
+    document = yaml.safe_load(response.content)
+    assert str(document["openapi"]).startswith("3.")
+    paths = document["paths"]
+    for path in [
+        "/api/v1/requests/",
+        "/api/v1/requests/{id}/",
+        "/api/v1/requests/{id}/actions/{action_name}/",
+        "/api/v1/requests/{id}/comments/",
+        "/api/v1/instances/",
+        "/api/v1/instances/{slug}/",
+    ]:
+        assert path in paths, sorted(paths)
+    assert "post" in paths["/api/v1/requests/"]
+    filters = {p["name"] for p in paths["/api/v1/requests/"]["get"]["parameters"]}
+    assert {"state", "kind", "instance", "external_id", "page"} <= filters
+    as_json = api(users["ce"]).get("/api/schema/?format=json")
+    assert as_json.status_code == 200
+    assert as_json.json()["openapi"] == document["openapi"]
+
+
+# -- instances ----------------------------------------------------------------------------------
+
+INSTANCE_FIELDS = {
+    "slug",
+    "customer",
+    "status",
+    "gcp_project",
+    "zone",
+    "machine_type",
+    "version",
+    "access",
+    "allowed_ip_ranges",
+    "executors_enabled",
+    "url",
+}
+
+
+def test_instances_list_and_detail(users):
+    make_instance(
+        "acme",
+        machine_type="n1-standard-32",
+        access="ip_allowlist",
+        allowed_ip_ranges=["10.1.0.0/16"],
+        executors_enabled=True,
+    )
+    make_instance("zeta", status="suspended")
+    client = api(users["manager"])
+
+    listing = client.get("/api/v1/instances/")
+    assert listing.status_code == 200
+    body = listing.json()
+    assert set(body) == {"count", "next", "previous", "results"}
+    assert [i["slug"] for i in body["results"]] == ["acme", "zeta"]
+    assert INSTANCE_FIELDS <= set(body["results"][0])
+
+    detail = client.get("/api/v1/instances/acme/")
+    assert detail.status_code == 200
+    acme = detail.json()
+    assert INSTANCE_FIELDS <= set(acme)
+    assert acme["slug"] == "acme" and acme["customer"] == "Acme Corp"
+    assert acme["status"] == "active" and acme["gcp_project"] == "mi-acme"
+    assert acme["zone"] == "us-central1-f" and acme["machine_type"] == "n1-standard-32"
+    assert acme["version"] == "5.2.0" and acme["access"] == "ip_allowlist"
+    assert acme["allowed_ip_ranges"] == ["10.1.0.0/16"] and acme["executors_enabled"] is True
+    assert acme["url"] == "https://acme.managed.example.com"
+    assert client.get("/api/v1/instances/zeta/").json()["status"] == "suspended"
+    assert client.get("/api/v1/instances/nope/").status_code == 404
+
+
+def test_instance_detail_prefers_the_live_instance_of_a_reused_slug(users):
+    make_instance("reused", status="torn_down", version="4.0.0")
+    make_instance("reused", status="active", version="6.0.0")
+    detail = api(users["ce"]).get("/api/v1/instances/reused/").json()
+    assert (detail["status"], detail["version"]) == ("active", "6.0.0")
+
+
+# -- comments and history -----------------------------------------------------------------------
+
+
+def test_comment_adds_a_comment_event(users):
+    request = request_in_state(users, State.QUEUED)
+    response = api(users["devops"]).post(
+        f"/api/v1/requests/{request.pk}/comments/", {"body": "Looking at it."}, format="json"
+    )
+    assert response.status_code == 201, response.data
+    last = response.json()["events"][-1]
+    assert last["action"] == "comment" and last["by"] == "devops"
+    assert last["comment"] == "Looking at it."
+    assert last["from_state"] == last["to_state"] == "queued"
+    assert response.json()["state"] == "queued"
+    assert request.comments.get().body == "Looking at it."
+
+
+@pytest.mark.parametrize("body", [{"body": ""}, {"body": "   "}, {}, {"body": 5}])
+def test_empty_comment_is_a_400(users, body):
+    request = file_request(users["ce"])
+    response = api(users["ce"]).post(
+        f"/api/v1/requests/{request.pk}/comments/", body, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["body"]
+    assert not Event.objects.filter(request=request, action="comment").exists()
+
+
+def test_history_records_every_step_in_order(users):
+    request = file_request(users["ce"], "feature", reasons=["other"])
+    steps = [
+        ("lead", "approve", "pending_approval", "tech_review"),
+        ("reviewer", "tech_approve", "tech_review", "queued"),
+        ("devops", "pick_up", "queued", "in_progress"),
+        ("devops", "wait_on_customer", "in_progress", "waiting_on_customer"),
+        ("devops", "resume_work", "waiting_on_customer", "in_progress"),
+        ("devops", "set_target", "in_progress", "in_progress"),
+        ("devops", "complete", "in_progress", "done"),
+    ]
+    for who, action, _, _ in steps:
+        body = {"comment": f"{who} does {action}"}
+        if action == "set_target":
+            body["due_at"] = future().isoformat()
+        response = post_action(users[who], request.pk, action, **body)
+        assert response.status_code == 200, (action, response.data)
+    api(users["sales"]).post(f"/api/v1/requests/{request.pk}/comments/", {"body": "Thanks!"})
+
+    events = api(users["manager"]).get(f"/api/v1/requests/{request.pk}/").json()["events"]
+    assert all(set(event) == EVENT_FIELDS for event in events)
+    assert [e["action"] for e in events] == (
+        ["submit"] + [action for _, action, _, _ in steps] + ["comment"]
+    )
+    for event, (who, action, old, new) in zip(events[1:], steps, strict=False):
+        assert (event["by"], event["from_state"], event["to_state"]) == (who, old, new)
+        assert event["comment"] == f"{who} does {action}"
+    assert events[-1]["by"] == "sales" and events[-1]["comment"] == "Thanks!"
+    times = [e["at"] for e in events]
+    assert times == sorted(times)
+    assert all("+" in t or t.endswith("Z") for t in times)
+
+
+def test_pick_up_assigns_the_devops_engineer(users):
+    request = request_in_state(users, State.QUEUED)
+    data = post_action(users["devops2"], request.pk, "pick_up").json()
+    assert data["assignee"] == "devops2" and data["state"] == "in_progress"
+
+
+# -- set_target ---------------------------------------------------------------------------------
+
+
+def test_set_target_stores_the_due_date(users):
+    request = request_in_state(users, State.QUEUED, kind="feature")
+    due = future(days=20).replace(microsecond=0)
+    response = post_action(users["devops"], request.pk, "set_target", due_at=due.isoformat())
+    assert response.status_code == 200, response.data
+    request.refresh_from_db()
+    assert request.target_due_at == due
+    assert request.state == "queued"
+
+
+@pytest.mark.parametrize("due", [None, "2001-01-01T00:00:00Z", "next tuesday"])
+def test_set_target_needs_a_future_date(users, due):
+    request = request_in_state(users, State.IN_PROGRESS, kind="feature")
+    body = {} if due is None else {"due_at": due}
+    response = post_action(users["devops"], request.pk, "set_target", **body)
+    assert response.status_code == 400
+    assert response.json()["due_at"]
+    request.refresh_from_db()
+    assert request.target_due_at is None
+    assert not request.events.filter(action="set_target").exists()
+
+
+def test_set_target_does_not_apply_to_other_kinds(users):
+    request = request_in_state(users, State.IN_PROGRESS, kind="create")
+    response = post_action(users["devops"], request.pk, "set_target", due_at=future().isoformat())
+    assert response.status_code == 409
+
+
+# -- what completing a request does -------------------------------------------------------------
+
+
+def complete(users, request):
+    response = post_action(users["devops"], request.pk, "complete", comment="Done.")
+    assert response.status_code == 200, response.data
+    assert response.json()["state"] == "done"
+    return response
+
+
+def test_completing_a_create_makes_the_instance_active(users):
+    body = payload("create", "newco", machine_type="n1-standard-16", users=900)
+    created = api(users["ce"]).post("/api/v1/requests/", body, format="json").json()
+    request = Request.objects.get(pk=created["id"])
+    assert not Instance.objects.filter(slug="newco").exists()
+    post_action(users["lead"], request.pk, "approve")
+    post_action(users["devops"], request.pk, "pick_up")
+    complete(users, request)
+
+    instance = Instance.objects.get(slug="newco")
+    assert instance.status == "active"
+    assert instance.gcp_project == "mi-newco"
+    assert instance.customer == "Acme Corp"
+    assert instance.machine_type == "n1-standard-16"
+    assert instance.version == "6.0.0"  # INSTANCE_DEFAULT_VERSION when none is asked for
+    request.refresh_from_db()
+    assert request.instance == instance
+    shown = api(users["ce"]).get("/api/v1/instances/newco/").json()
+    assert shown["status"] == "active" and shown["gcp_project"] == "mi-newco"
+    assert shown["url"] == "https://newco.managed.example.com"
+
+
+@pytest.mark.parametrize(
+    "kind,field,value",
+    [
+        ("suspend", "status", "suspended"),
+        ("resume", "status", "active"),
+        ("teardown", "status", "torn_down"),
+        ("upgrade", "version", "6.0.0"),
+        ("enable_executors", "executors_enabled", True),
+    ],
+)
+def test_completing_changes_the_instance(users, kind, field, value):
+    request = request_in_state(users, State.IN_PROGRESS, kind=kind)
+    complete(users, request)
+    request.instance.refresh_from_db()
+    assert getattr(request.instance, field) == value
+
+
+def test_completing_a_feature_leaves_the_instance_alone(users):
+    request = request_in_state(users, State.IN_PROGRESS, kind="feature")
+    before = Instance.objects.values().get(pk=request.instance_id)
+    complete(users, request)
+    after = Instance.objects.values().get(pk=request.instance_id)
+    assert {k: v for k, v in after.items() if k != "updated_at"} == {
+        k: v for k, v in before.items() if k != "updated_at"
+    }
+
+
+def test_after_teardown_the_slug_can_be_created_again(users):
+    old = make_instance("phoenix")
+    request_in_state(users, State.DONE, kind="teardown", slug="phoenix")
+    again = request_in_state(users, State.DONE, kind="create", slug="phoenix")
+    old.refresh_from_db()
+    assert old.status == "torn_down"
+    assert again.instance != old and again.instance.status == "active"
+    assert api(users["ce"]).get("/api/v1/instances/phoenix/").json()["status"] == "active"
+
+
+def test_a_new_user_without_a_role_reads_nothing(db):
+    nobody = make_user("nobody")
+    assert api(nobody).get("/api/v1/requests/").status_code == 403
+    assert api(nobody).get("/api/v1/instances/").status_code == 403

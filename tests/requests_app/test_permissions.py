@@ -1,0 +1,291 @@
+"""Who may do what, through the API (CONTRACTS.md sections 2 and 3).
+
+The expectations are written out here from the contract's table, not read from
+requests_app.transitions.RULES: a wrong rule there must make these tests fail."""
+
+import pytest
+from django.contrib.auth.models import Group
+
+from requests_app.models import Event, Request, State
+from requests_app.transitions import RULES
+from tests.factories import make_user
+from tests.requests_app.test_api import (
+    api,
+    file_request,
+    future,
+    make_instance,
+    payload,
+    post_action,
+    request_in_state,
+)
+
+# -- the contract's table, written out ----------------------------------------------------------
+
+REQUESTER = "the requester"
+OPEN = {
+    State.PENDING_APPROVAL,
+    State.TECH_REVIEW,
+    State.QUEUED,
+    State.IN_PROGRESS,
+    State.WAITING_ON_CUSTOMER,
+}
+# action -> (who may take it: usernames of the `users` fixture, states it applies in, next state)
+# The next state None means "stays where it is"; approve's depends on the request (see below).
+CONTRACT = {
+    "approve": ({"lead"}, {State.PENDING_APPROVAL}, State.QUEUED),
+    "reject": ({"lead"}, {State.PENDING_APPROVAL}, State.REJECTED),
+    "tech_approve": ({"reviewer"}, {State.TECH_REVIEW}, State.QUEUED),
+    "tech_reject": ({"reviewer"}, {State.TECH_REVIEW}, State.REJECTED),
+    "pick_up": ({"devops"}, {State.QUEUED}, State.IN_PROGRESS),
+    "wait_on_customer": ({"devops"}, {State.IN_PROGRESS}, State.WAITING_ON_CUSTOMER),
+    "resume_work": ({"devops"}, {State.WAITING_ON_CUSTOMER}, State.IN_PROGRESS),
+    "complete": ({"devops"}, {State.IN_PROGRESS}, State.DONE),
+    # A target date is agreed once the request reached DevOps, and while it is still open.
+    "set_target": (
+        {"devops"},
+        {State.QUEUED, State.IN_PROGRESS, State.WAITING_ON_CUSTOMER},
+        None,
+    ),
+    "cancel": ({"lead", REQUESTER}, OPEN, State.CANCELLED),
+}
+WHO = ["ce", "sales", "lead", "reviewer", "devops", "manager", "admin"]  # ce files the requests
+SUPERUSER = "admin"
+
+
+def expected_status(who, action, state, requester="ce"):
+    if action not in CONTRACT:
+        pytest.fail(f"{action!r} is in RULES but not in this test's copy of the contract table")
+    allowed, states, _ = CONTRACT[action]
+    role_ok = who == SUPERUSER or who in allowed or (REQUESTER in allowed and who == requester)
+    if not role_ok:
+        return 403
+    return 200 if state in states else 409
+
+
+def test_the_table_here_covers_every_action_of_the_contract():
+    assert set(CONTRACT) <= set(RULES), "an action of the contract is missing from RULES"
+
+
+@pytest.mark.parametrize("state", [s.value for s in State])
+@pytest.mark.parametrize("action", list(RULES))
+@pytest.mark.parametrize("who", WHO)
+def test_permission_matrix(users, who, action, state):
+    kind = "feature" if action == "set_target" else "create"
+    request = request_in_state(users, state, kind=kind, requester=users["ce"])
+    events_before = request.events.count()
+    body = {"comment": f"{who} tries {action}"}
+    if action == "set_target":
+        body["due_at"] = future().isoformat()
+
+    response = post_action(users[who], request.pk, action, **body)
+
+    expected = expected_status(who, action, state)
+    assert response.status_code == expected, response.json()
+    request.refresh_from_db()
+    if expected != 200:
+        assert response.json()["detail"]
+        assert request.state == state
+        assert request.events.count() == events_before
+        return
+    next_state = CONTRACT[action][2] or state
+    assert response.json()["state"] == request.state == next_state
+    last = request.events.order_by("-at", "-id").first()
+    assert request.events.count() == events_before + 1
+    assert (last.action, last.by, last.from_state, last.to_state) == (
+        action,
+        users[who],
+        state,
+        next_state,
+    )
+    assert last.comment == f"{who} tries {action}"
+
+
+# -- separation of duties -----------------------------------------------------------------------
+
+
+def test_requester_in_ce_leadership_cannot_approve_or_reject_their_own_request(users):
+    both = make_user("celead", "CE", "CE Leadership")
+    request = file_request(both)
+
+    assert post_action(both, request.pk, "approve").status_code == 403
+    assert post_action(both, request.pk, "reject").status_code == 403
+    request.refresh_from_db()
+    assert request.state == State.PENDING_APPROVAL
+    # Another lead may; and the requester-lead may still approve other people's requests.
+    assert post_action(users["lead"], request.pk, "approve").status_code == 200
+    other = file_request(users["ce"])
+    assert post_action(both, other.pk, "approve").status_code == 200
+
+
+def test_requester_in_tech_review_cannot_tech_approve_their_own_request(users):
+    both = make_user("cereviewer", "Sales", "Tech Review")
+    request = request_in_state(users, State.TECH_REVIEW, requester=both)
+
+    assert post_action(both, request.pk, "tech_approve").status_code == 403
+    assert post_action(both, request.pk, "tech_reject").status_code == 403
+    assert post_action(users["reviewer"], request.pk, "tech_approve").status_code == 200
+
+
+def test_superuser_never_approves_their_own_request(users):
+    admin = users[SUPERUSER]
+    response = api(admin).post("/api/v1/requests/", payload("create", "adminco"), format="json")
+    assert response.status_code == 201, response.data
+    request_id = response.json()["id"]
+
+    assert post_action(admin, request_id, "approve").status_code == 403
+    assert post_action(admin, request_id, "reject").status_code == 403
+    assert Request.objects.get(pk=request_id).state == State.PENDING_APPROVAL
+
+
+def test_superuser_never_tech_approves_their_own_request(users):
+    request = request_in_state(users, State.TECH_REVIEW, requester=users[SUPERUSER])
+    assert post_action(users[SUPERUSER], request.pk, "tech_approve").status_code == 403
+    assert post_action(users[SUPERUSER], request.pk, "tech_reject").status_code == 403
+
+
+def test_superuser_may_act_on_their_own_request_where_no_duty_is_separated(users):
+    request = request_in_state(users, State.QUEUED, requester=users[SUPERUSER])
+    assert post_action(users[SUPERUSER], request.pk, "pick_up").status_code == 200
+    assert post_action(users[SUPERUSER], request.pk, "cancel").status_code == 200
+
+
+def test_superuser_approves_other_peoples_requests(users):
+    request = file_request(users["ce"], reasons=["security"])
+    assert post_action(users[SUPERUSER], request.pk, "approve").status_code == 200
+    assert post_action(users[SUPERUSER], request.pk, "tech_approve").status_code == 200
+
+
+def test_only_the_requester_of_the_role_that_files_may_cancel(users):
+    request = file_request(users["sales"])
+    assert post_action(users["ce"], request.pk, "cancel").status_code == 403
+    assert post_action(users["sales"], request.pk, "cancel").status_code == 200
+
+
+@pytest.mark.parametrize("state", [State.QUEUED, State.IN_PROGRESS, State.WAITING_ON_CUSTOMER])
+def test_the_requester_may_cancel_after_approval_too(users, state):
+    request = request_in_state(users, state, requester=users["sales"])
+    assert post_action(users["sales"], request.pk, "cancel").status_code == 200
+
+
+def test_a_requester_who_left_their_role_may_still_cancel(users):
+    request = file_request(users["ce"])
+    users["ce"].groups.clear()
+    assert post_action(users["ce"], request.pk, "cancel").status_code == 200
+
+
+def test_role_is_checked_before_state(users):
+    # A finished request and a role that may never approve: 403, not 409.
+    request = request_in_state(users, State.DONE)
+    assert post_action(users["devops"], request.pk, "approve").status_code == 403
+    assert post_action(users["lead"], request.pk, "approve").status_code == 409
+
+
+def test_an_inactive_user_is_refused(users):
+    request = file_request(users["ce"])
+    users["lead"].is_active = False
+    users["lead"].save()
+    assert post_action(users["lead"], request.pk, "approve").status_code in (401, 403)
+
+
+# -- Managers are read-only ---------------------------------------------------------------------
+
+
+def test_managers_read_everything(users):
+    request = request_in_state(users, State.IN_PROGRESS)
+    make_instance("readable")
+    client = api(users["manager"])
+    assert client.get("/api/v1/requests/").status_code == 200
+    detail = client.get(f"/api/v1/requests/{request.pk}/")
+    assert detail.status_code == 200
+    assert detail.json()["allowed_actions"] == []
+    assert client.get("/api/v1/instances/").status_code == 200
+    assert client.get("/api/v1/instances/readable/").status_code == 200
+
+
+@pytest.mark.parametrize("action", list(RULES))
+def test_managers_get_403_on_every_action_in_every_open_state(users, action):
+    for state in OPEN:
+        kind = "feature" if action == "set_target" else "create"
+        request = request_in_state(users, state, kind=kind)
+        body = {"due_at": future().isoformat()} if action == "set_target" else {}
+        assert post_action(users["manager"], request.pk, action, **body).status_code == 403
+
+
+def test_managers_may_not_comment(users):
+    request = file_request(users["ce"])
+    response = api(users["manager"]).post(
+        f"/api/v1/requests/{request.pk}/comments/", {"body": "Any news?"}, format="json"
+    )
+    assert response.status_code == 403
+    assert not Event.objects.filter(request=request, action="comment").exists()
+
+
+@pytest.mark.parametrize("who", ["ce", "sales", "lead", "reviewer", "devops", "admin"])
+def test_every_other_role_may_comment(users, who):
+    request = file_request(users["ce"])
+    response = api(users[who]).post(
+        f"/api/v1/requests/{request.pk}/comments/", {"body": f"from {who}"}, format="json"
+    )
+    assert response.status_code == 201, response.data
+    assert response.json()["events"][-1]["by"] == who
+
+
+# -- filing -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "who,status",
+    [
+        ("ce", 201),
+        ("sales", 201),
+        ("admin", 201),
+        ("lead", 403),
+        ("reviewer", 403),
+        ("devops", 403),
+        ("manager", 403),
+    ],
+)
+def test_only_ce_and_sales_file_requests(users, who, status):
+    response = api(users[who]).post(
+        "/api/v1/requests/", payload("create", f"{who}corp"), format="json"
+    )
+    assert response.status_code == status, response.data
+    assert Request.objects.filter(instance_slug=f"{who}corp").exists() == (status == 201)
+
+
+def test_a_user_without_any_role_is_refused(db):
+    nobody = make_user("nobody")
+    response = api(nobody).post("/api/v1/requests/", payload("create", "nobodyco"), format="json")
+    assert response.status_code == 403
+
+
+def test_roles_are_the_groups_named_in_the_contract(users):
+    expected = {"CE", "Sales", "CE Leadership", "Tech Review", "DevOps", "Managers"}
+    assert expected <= set(Group.objects.values_list("name", flat=True))
+
+
+# -- anonymous ----------------------------------------------------------------------------------
+
+
+def test_anonymous_calls_get_401_or_403_not_a_redirect(users):
+    request = file_request(users["ce"])
+    make_instance("anon")
+    client = api()
+    calls = [
+        ("get", "/api/v1/requests/", None),
+        ("get", f"/api/v1/requests/{request.pk}/", None),
+        ("post", "/api/v1/requests/", payload("create", "anonco")),
+        ("post", f"/api/v1/requests/{request.pk}/actions/approve/", {}),
+        ("post", f"/api/v1/requests/{request.pk}/actions/cancel/", {}),
+        ("post", f"/api/v1/requests/{request.pk}/comments/", {"body": "hi"}),
+        ("get", "/api/v1/instances/", None),
+        ("get", "/api/v1/instances/anon/", None),
+    ]
+    for method, url, body in calls:
+        response = getattr(client, method)(url, body, format="json")
+        assert response.status_code in (401, 403), (method, url, response.status_code)
+        assert "Location" not in response, (method, url)
+        assert response["Content-Type"].startswith("application/json"), (method, url)
+    request.refresh_from_db()
+    assert request.state == State.PENDING_APPROVAL
+    assert not Request.objects.filter(instance_slug="anonco").exists()
