@@ -3,6 +3,7 @@ service start it). Each job is safe to run twice: two schedulers never do harm."
 
 from rq.cron import register
 
-from requests_app.jobs import relay_notifications
+from requests_app.jobs import relay_notifications, sla_sweep
 
 register(relay_notifications, queue_name="default", interval=60)
+register(sla_sweep, queue_name="default", interval=60)

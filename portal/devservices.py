@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VAR = Path(os.environ.get("PORTAL_VAR_DIR", ROOT / "var"))
 PRIVATE_PG_PORT = int(os.environ.get("PORTAL_PRIVATE_PG_PORT", "55432"))
 PRIVATE_REDIS_PORT = int(os.environ.get("PORTAL_PRIVATE_REDIS_PORT", "56379"))
+CHECKOUT = hashlib.sha1(str(ROOT).encode()).hexdigest()[:8]
 
 PG_INSTALL_HINT = (
     "PostgreSQL is not running and its server binaries (initdb, pg_ctl) are not installed. "
@@ -169,7 +170,9 @@ def ensure_postgres():
             raise ServiceError(f"DATABASE_URL points at {host}:{port}, which does not answer")
         return url
     if answers("127.0.0.1", 5432):
-        return "postgres://postgres@127.0.0.1:5432/portal"
+        # A shared server: one database per checkout, so two clones (a CI run beside a
+        # developer's tree) never drop each other's test database.
+        return f"postgres://postgres@127.0.0.1:5432/portal_{CHECKOUT}"
     return start_private_postgres()
 
 
@@ -221,8 +224,13 @@ def ensure_redis(test=False):
             raise ServiceError(f"REDIS_URL points at {host}:{port}, which does not answer")
         return url
     if answers("127.0.0.1", 6379):
-        # The machine's shared Redis: keep the tests in a database of their own.
-        return "redis://127.0.0.1:6379/15" if test else "redis://127.0.0.1:6379/0"
+        # The machine's shared Redis: the tests use a numbered database of this checkout's own
+        # (1-15), away from database 0.
+        return (
+            f"redis://127.0.0.1:6379/{1 + int(CHECKOUT, 16) % 15}"
+            if test
+            else ("redis://127.0.0.1:6379/0")
+        )
     return start_private_redis()
 
 

@@ -2,8 +2,10 @@
 
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dj_database_url
+import holidays
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.env import env_bool, env_choice, env_int, env_list, env_str, env_url
@@ -182,6 +184,18 @@ INSTANCE_DOMAIN = env_str("INSTANCE_DOMAIN", "managed.example.com")
 INSTANCE_DEFAULT_VERSION = env_str("INSTANCE_DEFAULT_VERSION", "6.0.0")
 SLA_TIMEZONE = env_str("SLA_TIMEZONE", "America/Los_Angeles")
 SLA_HOLIDAYS = env_str("SLA_HOLIDAYS", "US")
+try:
+    ZoneInfo(SLA_TIMEZONE)
+except (ZoneInfoNotFoundError, ValueError):
+    raise ImproperlyConfigured(f"SLA_TIMEZONE={SLA_TIMEZONE!r} is not a known time zone") from None
+try:
+    _country, _, _subdivision = SLA_HOLIDAYS.partition("-")
+    if SLA_HOLIDAYS.lower() != "none":
+        holidays.country_holidays(_country.upper(), subdiv=_subdivision.upper() or None)
+except NotImplementedError:
+    raise ImproperlyConfigured(
+        f"SLA_HOLIDAYS={SLA_HOLIDAYS!r} is not a holidays calendar (e.g. US, US-CA, GB, none)"
+    ) from None
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "demo")
 
 # Provisioning.

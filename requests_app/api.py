@@ -15,7 +15,7 @@ from provisioning.models import Instance
 from requests_app import workflow
 from requests_app.forms import FORMS, ActionForm
 from requests_app.models import Event, Kind, Request, State
-from requests_app.presenters import sla_json
+from requests_app.presenters import filter_by_timer_status, sla_json
 
 
 class CanRead(permissions.BasePermission):
@@ -160,8 +160,6 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             queryset = queryset.filter(instance_slug=params["instance"])
         if "external_id" in params:
             queryset = queryset.filter(external_id=params["external_id"])
-        from requests_app.presenters import filter_by_timer_status
-
         for flag in ("breached", "at_risk"):
             if flag in params:
                 if params[flag].lower() not in ("true", "false", "1", "0", "yes", "no"):

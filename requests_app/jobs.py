@@ -46,6 +46,20 @@ def send_notification(notification_id):
     return "sent"
 
 
+def send_notifications(notification_ids):
+    """Send a batch (the sweep's alerts). Each is claimed on its own, so a retry of the batch
+    sends only what is still pending; the batch fails (and is retried) if any failed."""
+    failures = []
+    for pk in notification_ids:
+        try:
+            send_notification(pk)
+        except Exception as exc:  # noqa: BLE001 - the others still go out
+            failures.append(f"{pk}: {exc}")
+    if failures:
+        raise RuntimeError(f"{len(failures)} notifications failed: {'; '.join(failures[:5])}")
+    return len(notification_ids)
+
+
 def _send_slack(notification):
     if not settings.SLACK_WEBHOOK_URL:
         raise RuntimeError("SLACK_WEBHOOK_URL is not set")
@@ -89,3 +103,15 @@ def relay_notifications(now=None):
         enqueue(pk)
         relayed += 1
     return relayed
+
+
+def sla_sweep():
+    from requests_app import sweep
+
+    return sweep.run()
+
+
+def recompute_sla_timers():
+    from requests_app import sla
+
+    return sla.recompute_open()

@@ -102,6 +102,25 @@ class Request(models.Model):
     # feature: the due date DevOps agrees with set_target
     target_due_at = models.DateTimeField(null=True, blank=True)
 
+    # SLA timers (requests_app/sla.py keeps them): start, stop, and the stored due and 75%
+    # instants that the sweep looks up; None while paused or not started.
+    response_started_at = models.DateTimeField(null=True, blank=True)
+    response_stopped_at = models.DateTimeField(null=True, blank=True)
+    response_due_at = models.DateTimeField(null=True, blank=True)
+    response_warn_at = models.DateTimeField(null=True, blank=True)
+    response_warned_at = models.DateTimeField(null=True, blank=True)
+    response_breach_alerted_at = models.DateTimeField(null=True, blank=True)
+    resolution_started_at = models.DateTimeField(null=True, blank=True)
+    resolution_stopped_at = models.DateTimeField(null=True, blank=True)
+    resolution_due_at = models.DateTimeField(null=True, blank=True)
+    resolution_warn_at = models.DateTimeField(null=True, blank=True)
+    resolution_warned_at = models.DateTimeField(null=True, blank=True)
+    resolution_breach_alerted_at = models.DateTimeField(null=True, blank=True)
+    # [[paused_at, resumed_at or null], ...] in ISO 8601; paused_at: the open pause's start.
+    resolution_pauses = models.JSONField(default=list, blank=True)
+    resolution_paused_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)  # reached done, rejected or cancelled
+
     objects = RequestQuerySet.as_manager()
 
     class Meta:
@@ -125,6 +144,33 @@ class Request(models.Model):
         ]
         indexes = [
             models.Index(fields=["kind", "state"], name="request_kind_state"),
+            # The sweep's lookups: open timers whose 75% or due instant has passed and whose
+            # notification has not been claimed. Partial, so they hold only what can still fire.
+            *[
+                models.Index(
+                    fields=[f"{which}_{moment}_at"],
+                    name=f"sweep_{which}_{moment}",
+                    condition=Q(
+                        **{
+                            f"{which}_{claim}__isnull": True,
+                            f"{which}_stopped_at__isnull": True,
+                            "ended_at__isnull": True,
+                            **(
+                                {"resolution_paused_at__isnull": True}
+                                if which == "resolution"
+                                else {}
+                            ),
+                        }
+                    ),
+                )
+                for which in ("response", "resolution")
+                for moment, claim in (("warn", "warned_at"), ("due", "breach_alerted_at"))
+            ],
+            models.Index(
+                fields=["resolution_due_at"],
+                name="open_resolution_due",
+                condition=Q(ended_at__isnull=True),
+            ),
         ]
 
     def __str__(self):
@@ -133,6 +179,49 @@ class Request(models.Model):
     @property
     def is_open(self):
         return self.state in OPEN_STATES
+
+
+class SlaPolicy(models.Model):
+    """The targets of one request kind (CONTRACTS.md section 4), editable in the admin."""
+
+    class Mode(models.TextChoices):
+        CALENDAR = "calendar", "Calendar time"
+        WORKING = "working", "Working days"
+        TARGET_DATE = "target_date", "Until the target date DevOps sets"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices, unique=True)
+    response_target = models.DurationField(
+        null=True, blank=True, help_text="Empty: no response timer (e.g. upgrades)."
+    )
+    response_mode = models.CharField(max_length=20, choices=Mode.choices[:2], default=Mode.CALENDAR)
+    resolution_target = models.DurationField(
+        null=True,
+        blank=True,
+        help_text="For working days, N days = N x 24 h of working time. Empty with 'target date'.",
+    )
+    resolution_mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.WORKING)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "SLA policy"
+        verbose_name_plural = "SLA policies"
+        ordering = ["kind"]
+
+    def __str__(self):
+        return f"SLA policy for {self.kind}"
+
+
+class Closure(models.Model):
+    """A day the team does not work, beyond weekends and the holiday calendar."""
+
+    date = models.DateField(unique=True)
+    reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["date"]
+
+    def __str__(self):
+        return f"{self.date} {self.reason}".strip()
 
 
 class Event(models.Model):
@@ -218,7 +307,11 @@ class Notification(models.Model):
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
 
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="notifications")
+    request = models.ForeignKey(Request, on_delete=models.CASCADE, related_name="notifications")
+    # The history event it tells of; SLA alerts (at risk, breached) belong to no event.
+    event = models.ForeignKey(
+        Event, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
     channel = models.CharField(max_length=10, choices=Channel.choices)
     topic = models.CharField(max_length=40)
     recipients = models.JSONField(default=list, blank=True)
@@ -234,6 +327,11 @@ class Notification(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["event", "channel", "topic"], name="one_notification_per_event_channel"
+            ),
+            models.UniqueConstraint(
+                fields=["request", "channel", "topic"],
+                condition=Q(event__isnull=True),
+                name="one_sla_alert_per_request_channel",
             ),
         ]
 

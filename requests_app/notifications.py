@@ -78,6 +78,7 @@ def on_event(request, event, now):
     if recipients:
         created.append(
             Notification.objects.create(
+                request=request,
                 event=event,
                 channel=Notification.Channel.EMAIL,
                 topic=topic,
@@ -90,6 +91,7 @@ def on_event(request, event, now):
     if settings.SLACK_WEBHOOK_URL:
         created.append(
             Notification.objects.create(
+                request=request,
                 event=event,
                 channel=Notification.Channel.SLACK,
                 topic=topic,
@@ -102,6 +104,70 @@ def on_event(request, event, now):
     for notification in created:
         transaction.on_commit(lambda pk=notification.pk: enqueue(pk))
     return created
+
+
+def on_sla_alerts(requests, which, what, now):
+    """At-risk warnings or breach alerts for one timer of several requests: to the assignee (or
+    DevOps while nobody has picked the request up) and to Managers, by mail and Slack. Rows are
+    made in bulk and sent by one job per batch, so a sweep that finds many stays quick."""
+    User = get_user_model()
+
+    def emails(users):
+        return {u.email for u in users.filter(is_active=True) if u.email}
+
+    devops = emails(User.objects.filter(groups__name=roles.DEVOPS))
+    managers = emails(User.objects.filter(groups__name=roles.MANAGERS))
+    topic = f"{which}_{what}"
+    headline = "SLA breached" if what == "breached" else "SLA at risk (75% used)"
+    base = settings.PORTAL_BASE_URL.rstrip("/")
+    rows = []
+    for request in requests:
+        assignee = request.assignee
+        people = {assignee.email} if assignee and assignee.is_active and assignee.email else devops
+        due = getattr(request, f"{which}_due_at")
+        subject = (
+            f"{headline}: {which} of #{request.pk} {request.get_kind_display()} for "
+            f"{request.customer} ({request.instance_slug})"
+        )
+        link = base + reverse("request_detail", args=[request.pk])
+        body = f"{subject}\nDue {due.isoformat() if due else 'n/a'}\n\n{link}"
+        channels = [(Notification.Channel.EMAIL, sorted(people | managers))]
+        if settings.SLACK_WEBHOOK_URL:
+            channels.append((Notification.Channel.SLACK, []))
+        rows += [
+            Notification(
+                request=request,
+                event=None,
+                channel=channel,
+                topic=topic,
+                recipients=to,
+                subject=subject,
+                body=body,
+                created_at=now,
+            )
+            for channel, to in channels
+            if to or channel == Notification.Channel.SLACK
+        ]
+    created = Notification.objects.bulk_create(rows)
+    ids = [n.pk for n in created]
+    if ids:
+        transaction.on_commit(lambda: enqueue_many(ids))
+    return created
+
+
+def enqueue_many(notification_ids):
+    from requests_app.jobs import send_notifications
+
+    try:
+        django_rq.get_queue("default").enqueue(
+            send_notifications,
+            notification_ids,
+            retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+        )
+    except Exception:  # noqa: BLE001 - Redis down: the rows stay pending for the relay
+        log.exception(
+            "could not enqueue %s notifications; the relay will retry", len(notification_ids)
+        )
 
 
 def enqueue(notification_id):

@@ -5,16 +5,18 @@ import json
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Count, F, Prefetch, Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from portal import roles
 from provisioning.models import Instance, InstanceStatus
-from requests_app import validation, workflow
+from requests_app import sla, validation, workflow
 from requests_app.forms import FORMS, ActionForm, CommentForm
 from requests_app.models import OPEN_STATES, Event, Kind, Request, State
+from requests_app.sla_calendar import WORKING
 from requests_app.transitions import RULES
 
 KIND_HELP = {
@@ -26,6 +28,19 @@ KIND_HELP = {
     Kind.ENABLE_EXECUTORS: "Turn on executors for an instance.",
     Kind.FEATURE: "Anything else the customer needs from DevOps.",
 }
+
+
+def with_timers(rows):
+    """Attach each request's SLA timers (computed once per row; the calendar is cached)."""
+    now = timezone.now()
+    rows = list(rows)
+    for row in rows:
+        row.sla = sla.sla_json(row, now)
+        row.working = {
+            which: (lambda t: t is not None and t.mode == WORKING)(sla.target_for(row, which))
+            for which in sla.TIMERS
+        }
+    return rows
 
 
 def require_reader(user):
@@ -70,6 +85,7 @@ def request_list(request, mine=False):
     if instance:
         queryset = queryset.filter(instance_slug=instance)
     page = Paginator(queryset, 50).get_page(request.GET.get("page"))
+    page.object_list = with_timers(page.object_list)
     return render(
         request,
         "requests_app/request_list.html",
@@ -137,7 +153,7 @@ def new_request(request, kind):
 
 
 def request_detail(request, pk, error=None, status=200, action_form=None):
-    target = get_request_for_user(request, pk)
+    target = with_timers([get_request_for_user(request, pk)])[0]
     allowed = workflow.allowed_actions(request.user, target)
     buttons = [RULES[action] for action in allowed]
     context = {
@@ -196,7 +212,9 @@ def approvals(request):
         raise PermissionDenied("The approvals inbox is for CE Leadership and Tech Review.")
     inbox = []
     for title, action, state in sections:
-        rows = Request.objects.with_related().filter(state=state).order_by("created_at", "id")
+        rows = with_timers(
+            Request.objects.with_related().filter(state=state).order_by("created_at", "id")
+        )
         inbox.append({"title": title, "action": action, "requests": rows})
     return render(request, "requests_app/approvals.html", {"inbox": inbox})
 
@@ -205,11 +223,17 @@ def devops_queue(request):
     if not roles.has_role(request.user, roles.DEVOPS):
         raise PermissionDenied("The queue is for DevOps.")
     base = Request.objects.with_related()
+    # Oldest due first: what breaches soonest is at the top.
+    by_due = (
+        F("resolution_due_at").asc(nulls_last=True),
+        F("response_due_at").asc(nulls_last=True),
+        "created_at",
+        "id",
+    )
+    working = [State.IN_PROGRESS, State.WAITING_ON_CUSTOMER]
     context = {
-        "queued": base.filter(state=State.QUEUED).order_by("created_at", "id"),
-        "working": base.filter(state__in=[State.IN_PROGRESS, State.WAITING_ON_CUSTOMER]).order_by(
-            "created_at", "id"
-        ),
+        "queued": with_timers(base.filter(state=State.QUEUED).order_by(*by_due)),
+        "working": with_timers(base.filter(state__in=working).order_by(*by_due)),
     }
     return render(request, "requests_app/queue.html", context)
 
@@ -230,7 +254,7 @@ def instance_detail(request, slug):
     )
     if instance is None:
         raise Http404("No such instance.")
-    related = (
+    related = with_timers(
         Request.objects.with_related()
         .filter(Q(instance=instance) | Q(instance__isnull=True, instance_slug=slug))
         .order_by("-created_at", "-id")

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from portal import roles
 from provisioning.models import Instance, InstanceStatus, project_id_for, url_for
-from requests_app import notifications
+from requests_app import notifications, sla
 from requests_app.models import Approval, Comment, Event, Kind, Request, State
 from requests_app.transitions import COMMENT_ROLES, FILE_ROLES, RULES
 
@@ -121,7 +121,7 @@ def file_request(user, kind, cleaned, *, now=None, notify=True, external_id=None
         instance = Instance.objects.filter(slug=slug).exclude(status="torn_down").first()
     try:
         with transaction.atomic():
-            request = Request.objects.create(
+            request = Request(
                 kind=kind,
                 customer=cleaned["customer"],
                 instance_slug=slug,
@@ -134,6 +134,8 @@ def file_request(user, kind, cleaned, *, now=None, notify=True, external_id=None
                 created_at=now,
                 **fields,
             )
+            sla.on_filed(request)
+            request.save(force_insert=True)
             event = Event.objects.create(
                 request=request,
                 at=now,
@@ -162,6 +164,8 @@ def perform(user, request_id, action, *, comment="", due_at=None, now=None, noti
     """Take `action` on request `request_id` as `user`; returns the updated request."""
     now = now or timezone.now()
     with transaction.atomic():
+        # No lock on read: the action is judged against the state this person saw, and the
+        # compare-and-set below makes the slower of two conflicting actions lose with a 409.
         request = Request.objects.with_related().get(pk=request_id)
         rule = check_action(user, request, action)
         old_state = request.state
@@ -182,6 +186,8 @@ def perform(user, request_id, action, *, comment="", due_at=None, now=None, noti
             raise Conflict(f"Request #{request.pk} was changed by someone else first; reload.")
         for name, value in changes.items():
             setattr(request, name, value)
+        # The update holds the row lock now: read the timers as they are, not as they were.
+        request.refresh_from_db(fields=sla.TIMER_FIELDS)
         event = Event.objects.create(
             request=request,
             at=now,
@@ -192,6 +198,7 @@ def perform(user, request_id, action, *, comment="", due_at=None, now=None, noti
             comment=comment or "",
             data={"due_at": due_at.isoformat()} if due_at else {},
         )
+        _save_timers(request, sla.on_event(request, event, user))
         if action in ("approve", "reject", "tech_approve", "tech_reject"):
             _record_decision(request, user, action, now)
         if action == "complete":
@@ -288,4 +295,10 @@ def add_comment(user, request_id, body, *, now=None, notify=True):
             comment=body,
         )
         Comment.objects.create(request=request, author=user, body=body, created_at=now, event=event)
+        _save_timers(request, sla.on_event(request, event, user))
     return request
+
+
+def _save_timers(request, changed):
+    if changed:
+        Request.objects.filter(pk=request.pk).update(**{f: getattr(request, f) for f in changed})

@@ -18,7 +18,12 @@ def _clean_queues(settings):
         yield
         return
     for name in settings.RQ_QUEUES:
-        django_rq.get_queue(name).empty()
+        queue = django_rq.get_queue(name)
+        queue.empty()
+        # Jobs named after database rows (notification-<id>) outlive a test run in Redis, and
+        # ids restart with each test database: forget the old ones.
+        for key in queue.connection.scan_iter("rq:job:notification-*"):
+            queue.connection.delete(key)
     yield
 
 

@@ -61,6 +61,8 @@ def test_a_malformed_url_names_the_variable(raw):
         ("RQ_DEFAULT_TIMEOUT", "ten"),
         ("DATABASE_URL", "postgres://h:port/x"),
         ("PROVISIONING_BACKEND", "aws"),
+        ("SLA_TIMEZONE", "Mars/Olympus"),
+        ("SLA_HOLIDAYS", "XX"),
     ],
 )
 def test_the_portal_refuses_to_start_with_a_malformed_setting(name, value):

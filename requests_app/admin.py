@@ -1,0 +1,100 @@
+import django_rq
+from django.contrib import admin, messages
+from django.db import transaction
+
+from requests_app.models import Closure, Comment, Event, Notification, Request, SlaPolicy
+
+
+def _recompute_after_commit(request):
+    """Policy and closure changes move every open timer: recompute them in a job."""
+    from requests_app import sla
+    from requests_app.jobs import recompute_sla_timers
+
+    sla.invalidate_cache()
+    transaction.on_commit(lambda: django_rq.get_queue("default").enqueue(recompute_sla_timers))
+    messages.info(request, "Open SLA timers are being recomputed.")
+
+
+class RecomputingAdmin(admin.ModelAdmin):
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        _recompute_after_commit(request)
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        _recompute_after_commit(request)
+
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, queryset)
+        _recompute_after_commit(request)
+
+
+@admin.register(SlaPolicy)
+class SlaPolicyAdmin(RecomputingAdmin):
+    list_display = [
+        "kind",
+        "response_target",
+        "response_mode",
+        "resolution_target",
+        "resolution_mode",
+        "updated_at",
+    ]
+
+    def has_add_permission(self, request):
+        return False  # one row per kind, made by a migration
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Closure)
+class ClosureAdmin(RecomputingAdmin):
+    list_display = ["date", "reason"]
+    ordering = ["-date"]
+
+
+class EventInline(admin.TabularInline):
+    model = Event
+    extra = 0
+    can_delete = False
+    readonly_fields = ["at", "by", "action", "from_state", "to_state", "comment"]
+    fields = readonly_fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Request)
+class RequestAdmin(admin.ModelAdmin):
+    """Read-only: every change goes through the workflow, so history stays whole."""
+
+    list_display = [
+        "id",
+        "kind",
+        "state",
+        "customer",
+        "instance_slug",
+        "requested_by",
+        "created_at",
+    ]
+    list_filter = ["kind", "state"]
+    search_fields = ["customer", "instance_slug", "external_id"]
+    inlines = [EventInline]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ["id", "topic", "channel", "status", "attempts", "created_at", "sent_at"]
+    list_filter = ["status", "channel", "topic"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+admin.site.register(Comment)
