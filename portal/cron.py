@@ -3,7 +3,10 @@ service start it). Each job is safe to run twice: two schedulers never do harm."
 
 from rq.cron import register
 
+from provisioning.runs import reconcile_runs, relay_runs
 from requests_app.jobs import relay_notifications, sla_sweep
 
 register(relay_notifications, queue_name="default", interval=60)
 register(sla_sweep, queue_name="default", interval=60)
+register(relay_runs, queue_name="default", interval=30)
+register(reconcile_runs, queue_name="default", interval=30)

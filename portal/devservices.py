@@ -51,6 +51,12 @@ def answers(host, port, timeout=1.0):
         return False
 
 
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def wait_for(host, port, what, seconds=30):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

@@ -76,3 +76,86 @@ def project_id_for(slug):
 
 def url_for(slug):
     return f"https://{slug}.{settings.INSTANCE_DOMAIN}"
+
+
+class RunState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    PLANNING = "planning", "Planning"
+    PLANNED = "planned", "Planned (waiting for confirm)"
+    APPLYING = "applying", "Applying"
+    APPLIED = "applied", "Applied"
+    ERRORED = "errored", "Errored"
+    DISCARDED = "discarded", "Discarded"
+
+
+ACTIVE_RUN_STATES = (RunState.QUEUED, RunState.PLANNING, RunState.PLANNED, RunState.APPLYING)
+FINAL_RUN_STATES = (RunState.APPLIED, RunState.ERRORED, RunState.DISCARDED)
+
+
+class Run(models.Model):
+    """One provisioning run of one request on one instance. The row is the truth; RQ carries
+    only its id. `job_wanted` says which job the run waits for (plan or apply) until a worker
+    claims it, so a relay can enqueue again what never reached Redis."""
+
+    instance = models.ForeignKey(Instance, on_delete=models.PROTECT, related_name="runs")
+    request_id = models.BigIntegerField(db_index=True)  # requests_app.Request (no import)
+    kind = models.CharField(max_length=20)
+    state = models.CharField(max_length=20, choices=RunState.choices, default=RunState.QUEUED)
+    job_wanted = models.CharField(max_length=10, blank=True)  # "plan", "apply" or ""
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    params = models.JSONField(default=dict)  # the Terraform variables of the plan
+    inputs_digest = models.CharField(max_length=64, blank=True)
+    destroy = models.BooleanField(default=False)
+    plan_binary = models.BinaryField(null=True, blank=True, editable=False)
+    plan_text = models.TextField(blank=True)
+    plan_summary = models.JSONField(default=dict, blank=True)  # {"add", "change", "destroy"}
+    steps = models.JSONField(default=list, blank=True)
+    log = models.TextField(blank=True)
+    outputs = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    error_code = models.CharField(max_length=40, blank=True)
+    workaround = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            # At most one active run per instance: no two Terraform runs on one workspace.
+            models.UniqueConstraint(
+                fields=["instance"],
+                condition=Q(state__in=[s.value for s in ACTIVE_RUN_STATES]),
+                name="one_active_run_per_instance",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["state", "heartbeat_at"],
+                name="run_active_heartbeat",
+                condition=Q(state__in=["queued", "planning", "planned", "applying"]),
+            )
+        ]
+
+    def __str__(self):
+        return f"run #{self.pk} ({self.kind}) of {self.instance_id}: {self.state}"
+
+    @property
+    def is_active(self):
+        return self.state in ACTIVE_RUN_STATES

@@ -1,8 +1,219 @@
-"""What the request workflow may ask of provisioning runs.
+"""What the request workflow may ask of provisioning: start a run (plan), confirm, discard,
+retry, and read runs. Each writes the run row first and enqueues its job after commit; the relay
+(`relay_runs`) enqueues again what never reached Redis, the reconciler (`reconcile_runs`) ends
+runs whose worker died."""
 
-The run model and engine arrive with the provisioning issue; until then no run can be applying.
-"""
+import logging
+from datetime import timedelta
+
+import django_rq
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from provisioning import outcomes, signals, workspace
+from provisioning.models import (
+    ACTIVE_RUN_STATES,
+    Instance,
+    InstanceStatus,
+    Run,
+    RunState,
+    project_id_for,
+    url_for,
+)
+
+log = logging.getLogger(__name__)
+PROVISIONING_KINDS = ("create", "suspend", "resume", "teardown", "upgrade", "enable_executors")
+
+
+class RunRefused(Exception):
+    """The run cannot start or move now (another run is active, no planned run, ...)."""
 
 
 def instance_has_applying_run(instance_id, request_id):
-    return False
+    return Run.objects.filter(
+        instance_id=instance_id, request_id=request_id, state=RunState.APPLYING
+    ).exists()
+
+
+def active_run(instance_id):
+    return Run.objects.filter(instance_id=instance_id, state__in=ACTIVE_RUN_STATES).first()
+
+
+def latest_run(request_id):
+    return Run.objects.filter(request_id=request_id).order_by("-created_at", "-id").first()
+
+
+def runs_for(request_id):
+    return list(Run.objects.filter(request_id=request_id).order_by("created_at", "id"))
+
+
+def runs_for_many(request_ids):
+    found = {}
+    for run in Run.objects.filter(request_id__in=request_ids).order_by("created_at", "id"):
+        found.setdefault(run.request_id, []).append(run)
+    return found
+
+
+def instance_for_create(slug, customer, settings_of_request):
+    """The instance a create request provisions, made (status provisioning) when it is planned."""
+    instance = Instance.objects.filter(slug=slug).exclude(status=InstanceStatus.TORN_DOWN).first()
+    if instance is not None:
+        if (
+            instance.status != InstanceStatus.PROVISIONING
+            and instance.runs.filter(state=RunState.APPLIED).exists()
+        ):
+            raise RunRefused(f"An instance {slug!r} already exists.")
+        if instance.status == InstanceStatus.FAILED:
+            instance.status = InstanceStatus.PROVISIONING
+            instance.save(update_fields=["status", "updated_at"])
+        return instance
+    try:
+        with transaction.atomic():
+            return Instance.objects.create(
+                slug=slug,
+                customer=customer,
+                status=InstanceStatus.PROVISIONING,
+                gcp_project=project_id_for(slug),
+                url=url_for(slug),
+                **settings_of_request,
+            )
+    except IntegrityError:
+        raise RunRefused(f"An instance {slug!r} already exists.") from None
+
+
+def start(instance, request_id, kind, user, changes, now):
+    """`plan`: a new run for the request, queued for a worker to plan."""
+    if kind not in PROVISIONING_KINDS:
+        raise RunRefused(f"{kind} requests have no provisioning run.")
+    busy = active_run(instance.pk)
+    if busy is not None:
+        raise RunRefused(
+            f"Run #{busy.pk} is still {busy.get_state_display().lower()} on "
+            f"{instance.slug}; confirm, discard or wait for it first."
+        )
+    run = Run(
+        instance=instance,
+        request_id=request_id,
+        kind=kind,
+        state=RunState.QUEUED,
+        job_wanted="plan",
+        created_by=user,
+        created_at=now,
+        destroy=kind == "teardown",
+        steps=outcomes.initial_steps(kind),
+    )
+    try:
+        with transaction.atomic():
+            run.save()
+            run.params = workspace.desired_variables(instance, kind, changes, run.pk)
+            run.save(update_fields=["params"])
+    except IntegrityError:
+        raise RunRefused(f"Another run started on {instance.slug} at the same moment.") from None
+    signals.run_event.send(Run, run=run, action="run_queued", comment="", at=now, user=user)
+    transaction.on_commit(lambda: enqueue(run.pk))
+    return run
+
+
+def confirm(run, user, now):
+    """Apply exactly the saved plan: the run moves to applying and waits for a worker."""
+    updated = Run.objects.filter(pk=run.pk, state=RunState.PLANNED).update(
+        state=RunState.APPLYING,
+        job_wanted="apply",
+        confirmed_by=user,
+        enqueued_at=None,
+        heartbeat_at=None,
+    )
+    if not updated:
+        raise RunRefused(f"Run #{run.pk} is not waiting for a confirm.")
+    signals.run_event.send(Run, run=run, action="run_confirmed", comment="", at=now, user=user)
+    transaction.on_commit(lambda: enqueue(run.pk))
+
+
+def discard(run, user, now):
+    updated = Run.objects.filter(pk=run.pk, state=RunState.PLANNED).update(
+        state=RunState.DISCARDED, job_wanted="", finished_at=now
+    )
+    if not updated:
+        raise RunRefused(f"Run #{run.pk} has no plan to discard.")
+    outcomes.after_discard(run)
+    signals.run_event.send(Run, run=run, action="run_discarded", comment="", at=now, user=user)
+
+
+def enqueue(run_id):
+    from provisioning.jobs import execute_run
+
+    try:
+        django_rq.get_queue("provisioning").enqueue(
+            execute_run,
+            run_id,
+            job_timeout=settings.PROVISIONING_JOB_TIMEOUT,
+            description=f"provisioning run {run_id}",
+        )
+    except Exception:  # noqa: BLE001 - Redis down: the relay enqueues it later
+        log.exception("could not enqueue run %s; the relay will", run_id)
+        return False
+    Run.objects.filter(pk=run_id, job_wanted__gt="").update(enqueued_at=timezone.now())
+    return True
+
+
+RELAY_AFTER = timedelta(seconds=60)
+HEARTBEAT_INTERVAL = 5
+
+
+def heartbeat_timeout():
+    return timedelta(seconds=getattr(settings, "PROVISIONING_HEARTBEAT_TIMEOUT", 90))
+
+
+def relay_runs(now=None):
+    """Enqueue the runs that wait for a job but never reached Redis (or were lost with it)."""
+    now = now or timezone.now()
+    waiting = Run.objects.filter(
+        job_wanted__gt="", state__in=[RunState.QUEUED, RunState.APPLYING], heartbeat_at=None
+    ).filter(enqueued_at__isnull=True) | Run.objects.filter(
+        job_wanted__gt="",
+        state__in=[RunState.QUEUED, RunState.APPLYING],
+        heartbeat_at=None,
+        enqueued_at__lt=now - RELAY_AFTER,
+    )
+    relayed = 0
+    for run_id in waiting.values_list("pk", flat=True):
+        if enqueue(run_id):
+            relayed += 1
+    return relayed
+
+
+def reconcile_runs(now=None):
+    """End the runs whose worker stopped beating (killed, machine lost): errored with the
+    reason, which frees the instance for a retry. Terraform's own lock died with the worker's
+    database session (pg backend) or file handle (local backend)."""
+    now = now or timezone.now()
+    stale = Run.objects.filter(
+        state__in=[RunState.PLANNING, RunState.APPLYING],
+        job_wanted="",
+        heartbeat_at__lt=now - heartbeat_timeout(),
+    )
+    ended = 0
+    for run in stale:
+        with transaction.atomic():
+            reason = (
+                f"The worker running this {run.state} step stopped answering (last heartbeat "
+                f"{run.heartbeat_at.isoformat()}); the run was ended so the instance is free."
+            )
+            updated = Run.objects.filter(
+                pk=run.pk, state=run.state, heartbeat_at=run.heartbeat_at
+            ).update(
+                state=RunState.ERRORED,
+                finished_at=now,
+                error=reason,
+                error_code="worker_lost",
+                workaround="Retry the run: Terraform converges from the state the dead run left.",
+            )
+            if updated:
+                run.refresh_from_db()
+                outcomes.after_error(run)
+                signals.run_event.send(
+                    Run, run=run, action="run_errored", comment=reason, at=now, user=None
+                )
+                ended += 1
+    return ended

@@ -11,7 +11,8 @@ from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from provisioning.models import Instance
+from provisioning import runs
+from provisioning.models import Instance, Run
 from requests_app import workflow
 from requests_app.forms import FORMS, ActionForm
 from requests_app.models import Event, Kind, Request, State
@@ -91,11 +92,42 @@ class RequestSerializer(serializers.ModelSerializer):
         return sla_json(obj)
 
     def get_runs(self, obj) -> list:
-        return []
+        found = self.context.get("runs")
+        items = found.get(obj.pk, []) if found is not None else runs.runs_for(obj.pk)
+        return RunSerializer(items, many=True).data
 
-    def get_allowed_actions(self, obj) -> list[str]:
-        user = self.context["request"].user
-        return workflow.allowed_actions(user, obj)
+    def get_allowed_actions(self, obj) -> list[str] | None:
+        # Only on one request: working it out costs queries per request.
+        if not self.context.get("detail"):
+            return None
+        return workflow.allowed_actions(self.context["request"].user, obj)
+
+
+class RunSerializer(serializers.ModelSerializer):
+    log_tail = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Run
+        fields = [
+            "id",
+            "kind",
+            "state",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "heartbeat_at",
+            "plan_summary",
+            "plan_text",
+            "steps",
+            "error",
+            "error_code",
+            "workaround",
+            "outputs",
+            "log_tail",
+        ]
+
+    def get_log_tail(self, obj) -> str:
+        return obj.log[-4000:]
 
 
 class InstanceSerializer(serializers.ModelSerializer):
@@ -172,7 +204,15 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     @extend_schema(parameters=REQUEST_FILTERS)
     def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        context = {
+            **self.get_serializer_context(),
+            "runs": runs.runs_for_many([r.pk for r in page]),
+        }
+        return self.get_paginated_response(RequestSerializer(page, many=True, context=context).data)
+
+    def retrieve(self, request, *args, **kwargs):
+        return Response(self._fresh(self.get_object().pk))
 
     @extend_schema(
         request=inline_serializer(
@@ -222,7 +262,8 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     def _fresh(self, pk):
         obj = self.get_queryset().get(pk=pk)
-        return self.get_serializer(obj).data
+        context = {**self.get_serializer_context(), "detail": True}
+        return RequestSerializer(obj, context=context).data
 
     @extend_schema(
         request=inline_serializer(
@@ -251,6 +292,7 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             action_name,
             comment=form.cleaned_data["comment"],
             due_at=form.cleaned_data["due_at"],
+            confirm=form.cleaned_data["confirm"],
         )
         return Response(self._fresh(target.pk))
 

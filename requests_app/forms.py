@@ -276,6 +276,7 @@ FORMS = {
 
 class ActionForm(forms.Form):
     comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    confirm = forms.CharField(max_length=30, required=False)
     due_at = forms.DateTimeField(
         required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )

@@ -6,7 +6,7 @@ Pages, the API, the importer and the tests all read this table; nothing else dec
 from dataclasses import dataclass, field
 
 from portal import roles
-from requests_app.models import OPEN_STATES, Kind, State
+from requests_app.models import OPEN_STATES, PROVISIONING_KINDS, Kind, State
 
 # approve routes by the request: non-standard ones go through Tech Review first.
 BY_STANDARD = "by_standard"
@@ -103,6 +103,38 @@ RULES = {
             kinds=(Kind.FEATURE,),
             label="Set target date",
         ),
+        # Provisioning runs: the request stays in progress while its run plans and applies.
+        Rule(
+            "plan",
+            _stay(State.IN_PROGRESS),
+            (roles.DEVOPS,),
+            kinds=PROVISIONING_KINDS,
+            label="Plan",
+            style="primary",
+        ),
+        Rule(
+            "confirm",
+            _stay(State.IN_PROGRESS),
+            (roles.DEVOPS,),
+            kinds=PROVISIONING_KINDS,
+            label="Confirm and apply the plan",
+            style="primary",
+        ),
+        Rule(
+            "discard",
+            _stay(State.IN_PROGRESS),
+            (roles.DEVOPS,),
+            kinds=PROVISIONING_KINDS,
+            label="Discard the plan",
+        ),
+        Rule(
+            "retry",
+            _stay(State.IN_PROGRESS),
+            (roles.DEVOPS,),
+            kinds=PROVISIONING_KINDS,
+            label="Retry the run",
+            style="primary",
+        ),
         Rule(
             "cancel",
             {state: State.CANCELLED for state in OPEN_STATES},
@@ -115,6 +147,7 @@ RULES = {
 }
 
 ACTIONS = tuple(RULES)
+RUN_ACTIONS = ("plan", "confirm", "discard", "retry")
 FILE_ROLES = (roles.CE, roles.SALES)
 COMMENT_ROLES = tuple(r for r in roles.ALL_ROLES if r != roles.MANAGERS)
 READ_ROLES = roles.ALL_ROLES

@@ -10,6 +10,7 @@ urlpatterns = [
     path("requests/<int:pk>/", views.request_detail, name="request_detail"),
     path("requests/<int:pk>/actions/<str:action>/", views.request_action, name="request_action"),
     path("requests/<int:pk>/comments/", views.request_comment, name="request_comment"),
+    path("requests/<int:pk>/runs/", views.request_runs, name="request_runs"),
     path("approvals/", views.approvals, name="approvals"),
     path("queue/", views.devops_queue, name="devops_queue"),
     path("instances/", views.instance_list, name="instance_list"),

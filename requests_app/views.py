@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from portal import roles
+from provisioning import runs
 from provisioning.models import Instance, InstanceStatus
 from requests_app import sla, validation, workflow
 from requests_app.forms import FORMS, ActionForm, CommentForm
@@ -165,8 +166,25 @@ def request_detail(request, pk, error=None, status=200, action_form=None):
         "action_form": action_form or ActionForm(),
         "error": error,
         "is_requester": target.requested_by_id == request.user.pk,
+        **(runs_context(target, request.user) if target.kind != Kind.FEATURE else {}),
     }
     return render(request, "requests_app/request_detail.html", context, status=status)
+
+
+def runs_context(target, user):
+    found = runs.runs_for(target.pk)
+    return {
+        "req": target,
+        "runs": found,
+        "any_active": any(run.is_active for run in found),
+        "can_plan": "plan" in workflow.allowed_actions(user, target),
+    }
+
+
+def request_runs(request, pk):
+    """The runs panel alone, polled by the request page while a run is active."""
+    target = get_request_for_user(request, pk)
+    return render(request, "requests_app/_runs.html", runs_context(target, request.user))
 
 
 @require_POST
@@ -182,6 +200,7 @@ def request_action(request, pk, action):
             action,
             comment=form.cleaned_data["comment"],
             due_at=form.cleaned_data["due_at"],
+            confirm=form.cleaned_data["confirm"],
         )
     except workflow.WorkflowError as exc:
         return request_detail(request, pk, error=exc.message, status=exc.status, action_form=form)

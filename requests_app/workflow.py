@@ -9,10 +9,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from portal import roles
-from provisioning.models import Instance, InstanceStatus, project_id_for, url_for
+from provisioning import outcomes, runs
+from provisioning.models import Instance, RunState, project_id_for, url_for
 from requests_app import notifications, sla
 from requests_app.models import Approval, Comment, Event, Kind, Request, State
-from requests_app.transitions import COMMENT_ROLES, FILE_ROLES, RULES
+from requests_app.transitions import COMMENT_ROLES, FILE_ROLES, RULES, RUN_ACTIONS
 
 
 class WorkflowError(Exception):
@@ -62,7 +63,30 @@ def check_action(user, request, action):
             f"Request #{request.pk} is {request.get_state_display().lower()}; "
             f"{action} is not possible now."
         )
+    if action in RUN_ACTIONS:
+        _check_run_action(request, action)
     return rule
+
+
+def _check_run_action(request, action):
+    """Run actions depend on the request's runs as well as its state (409 when they don't fit)."""
+    latest = runs.latest_run(request.pk)
+    if action in ("plan", "retry"):
+        if request.kind != Kind.CREATE and request.instance_id is None:
+            raise Conflict("The instance of this request does not exist.")
+        busy = runs.active_run(request.instance_id) if request.instance_id else None
+        if busy is not None:
+            raise Conflict(f"Run #{busy.pk} is {busy.get_state_display().lower()}.")
+        if action == "plan" and latest is not None and latest.state == RunState.ERRORED:
+            raise Conflict(f"Run #{latest.pk} errored: retry it (or discard nothing).")
+        if action == "retry" and (latest is None or latest.state != RunState.ERRORED):
+            raise Conflict("There is no errored run to retry.")
+        if action == "plan" and latest is not None and latest.state == RunState.APPLIED:
+            raise Conflict(f"Run #{latest.pk} already applied this request.")
+    elif latest is None or latest.state != RunState.PLANNED:
+        raise Conflict(
+            f"There is no plan waiting to be {'confirmed' if action == 'confirm' else 'discarded'}."
+        )
 
 
 def allowed_actions(user, request):
@@ -160,7 +184,9 @@ def file_request(user, kind, cleaned, *, now=None, notify=True, external_id=None
 # -- actions ------------------------------------------------------------------------------------
 
 
-def perform(user, request_id, action, *, comment="", due_at=None, now=None, notify=True):
+def perform(
+    user, request_id, action, *, comment="", due_at=None, confirm="", now=None, notify=True
+):
     """Take `action` on request `request_id` as `user`; returns the updated request."""
     now = now or timezone.now()
     with transaction.atomic():
@@ -181,6 +207,12 @@ def perform(user, request_id, action, *, comment="", due_at=None, now=None, noti
             changes["target_due_at"] = due_at
         if action == "cancel":
             _refuse_cancel_while_applying(request)
+        if action == "confirm" and request.kind == Kind.TEARDOWN:
+            if (confirm or "").strip().lower() != request.instance_slug:
+                raise Invalid(
+                    "Type the slug to confirm the teardown.",
+                    {"confirm": [f"Type {request.instance_slug!r} to confirm the teardown."]},
+                )
         updated = Request.objects.filter(pk=request.pk, state=old_state).update(**changes)
         if not updated:
             raise Conflict(f"Request #{request.pk} was changed by someone else first; reload.")
@@ -203,6 +235,8 @@ def perform(user, request_id, action, *, comment="", due_at=None, now=None, noti
             _record_decision(request, user, action, now)
         if action == "complete":
             apply_outcome(request, now)
+        if action in RUN_ACTIONS:
+            _run_action(request, action, user, now)
         if notify:
             notifications.on_event(request, event, now)
     return request
@@ -223,16 +257,14 @@ def _record_decision(request, user, action, now):
 
 
 def _refuse_cancel_while_applying(request):
-    from provisioning.runs import instance_has_applying_run
-
-    if request.instance_id and instance_has_applying_run(request.instance_id, request.pk):
+    if request.instance_id and runs.instance_has_applying_run(request.instance_id, request.pk):
         raise Conflict("A provisioning run is applying for this request; wait for it to finish.")
 
 
 def apply_outcome(request, now):
-    """What a finished request means for its instance (done by hand, or by a provisioning run)."""
-    kind = request.kind
-    if kind == Kind.CREATE:
+    """What a request done by hand means for its instance (a run does the same when it
+    applies, through the same provisioning.outcomes function)."""
+    if request.kind == Kind.CREATE:
         instance = request.instance or Instance(
             slug=request.instance_slug,
             gcp_project=project_id_for(request.instance_slug),
@@ -245,32 +277,96 @@ def apply_outcome(request, now):
         instance.allowed_ip_ranges = request.allowed_ip_ranges
         instance.users, instance.repositories = request.users, request.repositories
         instance.version = request.target_version or instance.version
-        instance.status = InstanceStatus.ACTIVE
         try:
             with transaction.atomic():
-                instance.save()
+                outcomes.apply_outcome(instance, Kind.CREATE)
         except IntegrityError:
             raise Conflict(f"An instance {request.instance_slug!r} already exists.") from None
         if request.instance_id is None:
             Request.objects.filter(pk=request.pk).update(instance=instance)
             request.instance = instance
         return
-    instance = request.instance
-    if instance is None:
+    if request.instance is not None and request.kind != Kind.FEATURE:
+        outcomes.apply_outcome(
+            request.instance, request.kind, changes={"version": request.target_version}
+        )
+
+
+def _run_action(request, action, user, now):
+    try:
+        if action in ("plan", "retry"):
+            instance = request.instance
+            if request.kind == Kind.CREATE:
+                instance = runs.instance_for_create(
+                    request.instance_slug,
+                    request.customer,
+                    {
+                        "zone": request.zone or "us-central1-f",
+                        "machine_type": request.machine_type or "n1-standard-8",
+                        "access": request.access or "public_sso",
+                        "allowed_ip_ranges": request.allowed_ip_ranges,
+                        "users": request.users,
+                        "repositories": request.repositories,
+                        "version": request.target_version or "",
+                    },
+                )
+                if request.instance_id != instance.pk:
+                    Request.objects.filter(pk=request.pk).update(instance=instance)
+                    request.instance = instance
+            changes = {"version": request.target_version} if request.kind == Kind.UPGRADE else {}
+            runs.start(instance, request.pk, request.kind, user, changes, now)
+        elif action == "confirm":
+            runs.confirm(runs.latest_run(request.pk), user, now)
+        elif action == "discard":
+            runs.discard(runs.latest_run(request.pk), user, now)
+    except runs.RunRefused as exc:
+        raise Conflict(str(exc)) from None
+
+
+def finish_by_run(run, at):
+    """A provisioning run applied: its request is done (the instance is already updated)."""
+    with transaction.atomic():
+        request = Request.objects.with_related().get(pk=run.request_id)
+        old_state = request.state
+        if old_state not in (State.IN_PROGRESS, State.WAITING_ON_CUSTOMER):
+            return request
+        updated = Request.objects.filter(pk=request.pk, state=old_state).update(
+            state=State.DONE, updated_at=at
+        )
+        if not updated:
+            return request
+        request.state = State.DONE
+        request.refresh_from_db(fields=sla.TIMER_FIELDS)
+        event = Event.objects.create(
+            request=request,
+            at=at,
+            by=None,
+            action="complete",
+            from_state=old_state,
+            to_state=State.DONE,
+            comment=f"Provisioning run #{run.pk} applied.",
+            data={"run": run.pk},
+        )
+        _save_timers(request, sla.on_event(request, event, None))
+        notifications.on_event(request, event, at)
+    return request
+
+
+def record_run_event(run, action, comment, at, user):
+    """A provisioning step in the request's history, in the run's own transaction."""
+    request = Request.objects.filter(pk=run.request_id).only("state").first()
+    if request is None:
         return
-    if kind == Kind.SUSPEND:
-        instance.status = InstanceStatus.SUSPENDED
-    elif kind == Kind.RESUME:
-        instance.status = InstanceStatus.ACTIVE
-    elif kind == Kind.TEARDOWN:
-        instance.status = InstanceStatus.TORN_DOWN
-    elif kind == Kind.UPGRADE:
-        instance.version = request.target_version
-    elif kind == Kind.ENABLE_EXECUTORS:
-        instance.executors_enabled = True
-    else:
-        return
-    instance.save()
+    Event.objects.create(
+        request_id=run.request_id,
+        at=at,
+        by=user,
+        action=action,
+        from_state=request.state,
+        to_state=request.state,
+        comment=comment or "",
+        data={"run": run.pk},
+    )
 
 
 # -- comments -----------------------------------------------------------------------------------

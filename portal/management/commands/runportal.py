@@ -48,6 +48,11 @@ class Command(BaseCommand):
                     self.stdout.write(
                         self.style.WARNING("redis-server not installed: jobs run in-process")
                     )
+            if (
+                not os.environ.get("SANDBOX_COMPUTE_URL")
+                and settings.PROVISIONING_BACKEND == "sandbox"
+            ):
+                env["SANDBOX_COMPUTE_URL"] = self.start_sandbox(env)
             manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
             self.spawn("web", [*manage, "runserver", f"{host}:{port}", "--noreload"], env)
             if env.get("RQ_INPROCESS", "").lower() not in ("1", "true", "yes", "on"):
@@ -68,6 +73,32 @@ class Command(BaseCommand):
                 time.sleep(0.3)
         finally:
             self.shutdown()
+
+    def start_sandbox(self, env):
+        """The sandbox Compute server, keeping its VMs in var/sandbox across restarts."""
+        port = devservices.free_port()
+        state = settings.VAR_DIR / "sandbox" / "compute-state.json"
+        state.parent.mkdir(parents=True, exist_ok=True)
+        self.spawn(
+            "sandbox",
+            [
+                sys.executable,
+                "-m",
+                "provisioning.sandbox.server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--state",
+                str(state),
+                "--quiet",
+            ],
+            env,
+        )
+        devservices.wait_for("127.0.0.1", port, "sandbox Compute server")
+        url = f"http://127.0.0.1:{port}"
+        self.stdout.write(f"Sandbox Compute server at {url} (state in {state})")
+        return url
 
     def spawn(self, name, cmd, env):
         proc = subprocess.Popen(cmd, env=env, start_new_session=True, cwd=settings.BASE_DIR)

@@ -1,0 +1,94 @@
+"""Running the terraform binary: output streamed to a callback, and a clean stop (SIGINT, then
+SIGKILL) when the job is told to end, so a timeout never leaves Terraform running."""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+
+from django.conf import settings
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class TerraformError(Exception):
+    def __init__(self, message, output=""):
+        super().__init__(message)
+        self.output = output
+
+
+def binary():
+    found = shutil.which(settings.TERRAFORM_BIN)
+    if not found:
+        raise TerraformError(
+            f"Terraform not found (TERRAFORM_BIN={settings.TERRAFORM_BIN!r}); install it or "
+            "point TERRAFORM_BIN at it"
+        )
+    return found
+
+
+def run(args, cwd, env, on_output=None, stop_grace=30):
+    """Run `terraform <args>` and return its output; raise TerraformError on failure. Any
+    exception while it runs (RQ's job timeout, a shutdown) stops Terraform with SIGINT - it then
+    releases its lock and writes its state - and with SIGKILL after `stop_grace` seconds."""
+    cmd = [binary(), *args]
+    process = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    chunks = []
+    try:
+        for line in process.stdout:
+            line = ANSI.sub("", line)
+            chunks.append(line)
+            if on_output:
+                on_output(line)
+        process.wait()
+    except BaseException:
+        _stop(process, stop_grace)
+        raise
+    output = "".join(chunks)
+    if process.returncode not in (0, 2) or (
+        process.returncode == 2 and "-detailed-exitcode" not in args
+    ):
+        raise TerraformError(f"terraform {args[0]} exited with {process.returncode}", output)
+    return output, process.returncode
+
+
+def _stop(process, grace):
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGINT)
+    except ProcessLookupError:
+        return
+    timer = threading.Timer(grace, lambda: _kill(process))
+    timer.start()
+    try:
+        process.wait()
+    finally:
+        timer.cancel()
+
+
+def _kill(process):
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def fmt(text):
+    """`terraform fmt` of a snippet (used for terraform.tfvars)."""
+    result = subprocess.run(
+        [binary(), "fmt", "-"], input=text, capture_output=True, text=True, timeout=60
+    )
+    if result.returncode != 0:
+        raise TerraformError("terraform fmt failed", result.stderr)
+    return result.stdout

@@ -1,0 +1,174 @@
+"""Per-instance Terraform workspaces: a root module that calls the shared module, and
+terraform.tfvars written with python-hcl2 and formatted by `terraform fmt`. State lives in the
+portal's PostgreSQL (the `pg` backend, a schema per instance) when the database is PostgreSQL,
+in a local file under var/ otherwise."""
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import hcl2
+from django.conf import settings
+from django.db import connection
+
+from provisioning import terraform
+
+MODULES = Path(__file__).resolve().parent / "terraform" / "modules"
+COLORS = ("blue", "green")
+
+
+def workspace_dir(instance):
+    return Path(settings.VAR_DIR) / "workspaces" / f"{instance.slug}-{instance.pk}"
+
+
+def state_schema(instance):
+    return f"tfstate_{instance.slug.replace('-', '_')}_{instance.pk}"
+
+
+def base_variables(instance):
+    """The variables of an instance that has never been applied."""
+    zone = instance.zone or "us-central1-f"
+    return {
+        "slug": instance.slug,
+        "project_id": instance.gcp_project,
+        "region": zone.rsplit("-", 1)[0],
+        "zone": zone,
+        "machine_type": instance.machine_type,
+        "data_disk_size": 250,
+        "deployments": ["blue"],
+        "disks": {"blue": {}},
+        "public": instance.access != "ip_allowlist",
+        "allowed_customer_ip_ranges": list(instance.allowed_ip_ranges or []),
+        "enable_alerting": True,
+        "enable_executors": bool(instance.executors_enabled),
+        "executor_min_replicas": 1 if instance.executors_enabled else 0,
+        "executor_max_replicas": 4 if instance.executors_enabled else 0,
+        "instance_version": instance.version or settings.INSTANCE_DEFAULT_VERSION,
+        "domain": settings.INSTANCE_DOMAIN,
+    }
+
+
+def desired_variables(instance, kind, changes, run_key):
+    """What the instance's Terraform variables become for a run of `kind`: the last applied
+    ones (so a restored disk is never replaced by accident) with this kind's change."""
+    current = dict(instance.outputs.get("variables") or base_variables(instance))
+    color = (current["deployments"] or [instance.outputs.get("color", "blue")])[0]
+    if kind == "create":
+        current = base_variables(instance)
+    elif kind == "suspend":
+        current.update(deployments=[], disks={})
+    elif kind == "resume":
+        snapshot = instance.outputs.get("snapshot")
+        disk = {"from_snapshot": snapshot} if snapshot else {}
+        current.update(deployments=[color], disks={color: disk})
+    elif kind == "upgrade":
+        new = COLORS[1 - COLORS.index(color)] if color in COLORS else "blue"
+        current.update(
+            deployments=[new],
+            disks={new: {"from_snapshot": upgrade_snapshot(instance, new, run_key)}},
+            instance_version=changes.get("version") or current["instance_version"],
+        )
+    elif kind == "enable_executors":
+        current.update(enable_executors=True, executor_min_replicas=1, executor_max_replicas=4)
+    # teardown keeps the variables: it is a destroy of what they describe.
+    current.update(python_bin=sys.executable, sandbox_endpoint="")
+    return current
+
+
+def upgrade_snapshot(instance, color, run_key):
+    return f"{instance.slug}-{color}-r{run_key}"
+
+
+def _hcl(value):
+    """Python -> the form hcl2.dumps expects: strings already quoted (and `${` escaped)."""
+    if isinstance(value, str):
+        return json.dumps(value).replace("${", "$${").replace("%{", "%%{")
+    if isinstance(value, dict):
+        return {key: _hcl(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_hcl(item) for item in value]
+    return value
+
+
+def tfvars_text(variables):
+    return terraform.fmt(hcl2.dumps(_hcl(variables)))
+
+
+def digest(variables, module):
+    """What a saved plan was made from: its variables and the module's source."""
+    h = hashlib.sha256(json.dumps(variables, sort_keys=True).encode())
+    for path in sorted(Path(module).glob("*.tf")):
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def module_dir():
+    return MODULES / ("gcp" if settings.PROVISIONING_BACKEND == "gcp" else "sandbox")
+
+
+def render(instance, variables):
+    """Write the workspace; returns (directory, environment for terraform)."""
+    folder = workspace_dir(instance)
+    folder.mkdir(parents=True, exist_ok=True)
+    pg = connection.vendor == "postgresql"
+    backend = (
+        f'  backend "pg" {{\n    schema_name = "{state_schema(instance)}"\n  }}\n'
+        if pg
+        else '  backend "local" {\n    path = "terraform.tfstate"\n  }\n'
+    )
+    main = (
+        "# Written by the portal for this instance; edits are overwritten on the next run.\n"
+        f"terraform {{\n{backend}}}\n\n"
+        'module "instance" {\n'
+        # A relative source: Terraform uses the module in place (an absolute path is copied).
+        f'  source = "{os.path.relpath(module_dir(), folder)}"\n\n'
+        + "".join(f"  {name} = var.{name}\n" for name in variables)
+        + "}\n\n"
+        + "".join(f'variable "{name}" {{}}\n' for name in variables)
+        + "\n"
+        + "".join(
+            f'output "{name}" {{\n  value = module.instance.{name}\n}}\n'
+            for name in (
+                "instance_name",
+                "instance_ip",
+                "url",
+                "project_id",
+                "zone",
+                "data_disk",
+                "deployments",
+            )
+        )
+    )
+    (folder / "main.tf").write_text(terraform.fmt(main))
+    (folder / "terraform.tfvars").write_text(tfvars_text(variables))
+    cli_config = folder / "terraform.rc"
+    cli_config.write_text("")
+    env = {
+        **os.environ,
+        "TF_IN_AUTOMATION": "1",
+        "TF_INPUT": "0",
+        "CHECKPOINT_DISABLE": "1",
+        "TF_CLI_CONFIG_FILE": os.environ.get("PORTAL_TF_CLI_CONFIG_FILE", str(cli_config)),
+        "PYTHONPATH": str(Path(settings.BASE_DIR)),
+    }
+    if settings.SANDBOX_COMPUTE_URL:
+        env["SANDBOX_COMPUTE_URL"] = settings.SANDBOX_COMPUTE_URL
+    if pg:
+        env["PG_CONN_STR"] = postgres_conn_str()
+    return folder, env
+
+
+def postgres_conn_str():
+    db = connection.settings_dict
+    parts = [
+        f"host={db.get('HOST') or 'localhost'}",
+        f"port={db.get('PORT') or 5432}",
+        f"dbname={db['NAME']}",
+        f"user={db.get('USER') or 'postgres'}",
+        "sslmode=" + (db.get("OPTIONS", {}).get("sslmode") or "disable"),
+    ]
+    if db.get("PASSWORD"):
+        parts.append(f"password={db['PASSWORD']}")
+    return " ".join(parts)
