@@ -53,7 +53,8 @@ services-stop:
 
 bench: $(STAMP)
 	@set -e; eval "$$($(BIN)/python -m portal.devservices test-env)"; \
-		for script in bench/*.py; do $(BIN)/python $$script; done
+		for script in $(filter-out bench/common.py,$(wildcard bench/*.py)); do \
+			echo "== $$script"; $(BIN)/python $$script; done
 
 clean: services-stop
 	rm -rf var $(VENV)
