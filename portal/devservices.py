@@ -240,6 +240,46 @@ def ensure_redis(test=False):
     return start_private_redis()
 
 
+LEASE_KEY = "portal:test-lease"
+LEASE_SECONDS = 3 * 3600
+
+
+def lease_redis_db(host="127.0.0.1", port=6379):
+    """A Redis database number leased to this checkout: its own if it holds one, else the
+    first free one. The lease expires on its own; `release_redis_db` ends it early."""
+    import redis
+
+    preferred = 1 + int(CHECKOUT, 16) % 15
+    order = [preferred] + [n for n in range(1, 16) if n != preferred]
+    for number in order:
+        client = redis.Redis(host=host, port=port, db=number, socket_connect_timeout=2)
+        try:
+            holder = client.get(LEASE_KEY)
+            if holder in (None, CHECKOUT.encode()):
+                if client.set(LEASE_KEY, CHECKOUT, ex=LEASE_SECONDS, nx=holder is None):
+                    return number
+                if holder == CHECKOUT.encode():
+                    client.expire(LEASE_KEY, LEASE_SECONDS)
+                    return number
+        finally:
+            client.close()
+    raise ServiceError("every Redis database 1-15 is leased to another test run; try later")
+
+
+def release_redis_db(url):
+    """Give the database back if this checkout holds it (end of a test session)."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        if client.get(LEASE_KEY) == CHECKOUT.encode():
+            client.delete(LEASE_KEY)
+    except redis.RedisError:
+        pass
+    finally:
+        client.close()
+
+
 def main(argv):
     command = argv[1] if len(argv) > 1 else "test-env"
     try:

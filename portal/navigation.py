@@ -23,6 +23,9 @@ ENTRIES = [
     NavEntry("DevOps queue", "devops_queue", roles=(roles.DEVOPS,)),
     NavEntry("All requests", "request_list", roles=roles.ALL_ROLES),
     NavEntry("Instances", "instance_list", roles=roles.ALL_ROLES),
+    NavEntry("SLA dashboard", "sla_dashboard", roles=roles.ALL_ROLES),
+    NavEntry("Board", "board", roles=(roles.DEVOPS, roles.MANAGERS)),
+    NavEntry("Fleet", "fleet", roles=roles.ALL_ROLES),
     NavEntry("Jobs", "django_rq:home", roles=(roles.DEVOPS,)),
     NavEntry("Admin", "admin:index", superuser_only=True),
 ]

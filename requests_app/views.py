@@ -176,7 +176,8 @@ def runs_context(target, user):
     return {
         "req": target,
         "runs": found,
-        "any_active": any(run.is_active for run in found),
+        # Working runs (not one waiting for confirm): the page polls until they settle.
+        "any_active": any(run.state in ("queued", "planning", "applying") for run in found),
         "can_plan": "plan" in workflow.allowed_actions(user, target),
     }
 

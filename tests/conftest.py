@@ -5,6 +5,15 @@ from django.contrib.auth.models import Group
 from tests.factories import make_user
 
 
+def pytest_sessionfinish(session, exitstatus):
+    import os
+
+    from portal import devservices
+
+    if os.environ.get("REDIS_URL"):
+        devservices.release_redis_db(os.environ["REDIS_URL"])
+
+
 @pytest.fixture(autouse=True)
 def _fast_passwords(settings):
     # The real hasher is slow on purpose; tests create and sign in many users.

@@ -1,0 +1,322 @@
+"""The managers' SLA dashboard, its CSV export and JSON summary, the DevOps board and the fleet.
+
+Every figure comes from `dashboards.compute`; the views only choose what to show. Each page
+runs a fixed number of queries whatever the number of requests (the tests count them).
+"""
+
+import csv
+from datetime import datetime, time, timedelta
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, F, Window
+from django.db.models.functions import RowNumber
+from django.http import StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal import roles
+from requests_app import charts, dashboards, fleet, sla
+from requests_app.api import CanRead
+from requests_app.models import Kind, Request, State
+from requests_app.presenters import at_risk_q, breached_q
+from requests_app.sla_calendar import WORKING
+from requests_app.templatetags.sla_tags import timer_bar
+from requests_app.views import require_reader, with_timers
+
+ATTENTION_ROWS = 50
+BOARD_ROWS = 50
+BOARD_COLUMNS = [
+    (State.QUEUED, "Queued"),
+    (State.IN_PROGRESS, "In progress"),
+    (State.WAITING_ON_CUSTOMER, "Waiting on customer"),
+]
+CARD_FIELDS = [
+    "id",
+    "kind",
+    "state",
+    "customer",
+    "instance_slug",
+    "standard",
+    "created_at",
+    "target_due_at",
+    "assignee__username",
+    *sla.TIMER_FIELDS,
+]
+# What breaches soonest first.
+BY_DUE = (
+    F("resolution_due_at").asc(nulls_last=True),
+    F("response_due_at").asc(nulls_last=True),
+    F("created_at").asc(),
+    F("id").asc(),
+)
+
+
+# -- the SLA dashboard -------------------------------------------------------------------------
+
+
+def sla_dashboard(request):
+    require_reader(request.user)
+    now = timezone.now()
+    form = dashboards.PeriodForm(request.GET, now=now)
+    context = {
+        "form": form,
+        "kinds": Kind.choices,
+        "definitions": DEFINITIONS,
+        "sla_timezone": settings.SLA_TIMEZONE,
+    }
+    if form.is_valid():
+        period = form.period()
+        figures = dashboards.compute(period, now)
+        attention = (
+            dashboards.period_requests(period)
+            .filter(ended_at__isnull=True)
+            .filter(at_risk_q(now) | breached_q(now))
+            .with_related()
+            .order_by(*BY_DUE)[:ATTENTION_ROWS]
+        )
+        labels = dict(Kind.choices)
+        context.update(
+            period=period,
+            figures=figures,
+            kind_rows=[
+                {"kind": kind, "label": labels[kind], "figures": tally.as_json()}
+                for kind, tally in figures.kinds.items()
+            ],
+            total=figures.total.as_json(),
+            attention=with_timers(attention),
+            trend_chart=charts.trend_chart(figures.weeks),
+            load_chart=charts.load_chart(figures.engineers),
+            query=request.GET.urlencode(),
+        )
+    return render(request, "dashboards/sla.html", context, status=200 if form.is_valid() else 400)
+
+
+DEFINITIONS = [
+    (
+        "Which requests",
+        "Those whose SLA clock started within the period: when they entered the queue (an "
+        "upgrade's clock starts at the release). Requests never queued are not counted.",
+    ),
+    (
+        "Met %",
+        "Met timers / (met + breached). Met: stopped no later than due. Breached: stopped "
+        "late, running past due, or paused after due. Running, paused and cancelled timers "
+        "are not decided yet and not counted.",
+    ),
+    ("Response time", "From the start of the clock to the first pick-up or DevOps comment."),
+    (
+        "Resolution time",
+        "Working days (Monday to Friday, not holidays or closures, pauses while waiting on "
+        "the customer cut out) from the start of the clock to done, for every kind.",
+    ),
+    (
+        "At risk / breached",
+        "The period's requests still open now with a timer at 75% or more of its target / "
+        "past it. A request with one of each counts in both.",
+    ),
+    ("Median / p90", "The middle and the 90th-percentile value, interpolated between rows."),
+]
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def sla_export(request):
+    """The requests behind the dashboard's figures, with their timers, as CSV."""
+    require_reader(request.user)
+    form = dashboards.PeriodForm(request.GET)
+    if not form.is_valid():
+        return render(
+            request,
+            "dashboards/sla.html",
+            {"form": form, "kinds": Kind.choices, "definitions": DEFINITIONS},
+            status=400,
+        )
+    period = form.period()
+    writer = csv.writer(_Echo())
+
+    def lines():
+        yield writer.writerow(dashboards.CSV_COLUMNS)
+        for row in dashboards.csv_rows(period, form.now):
+            yield writer.writerow(row)
+
+    name = f"sla-{period.first_day.isoformat()}-to-{period.last_day.isoformat()}.csv"
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+_FIGURES = inline_serializer(
+    "SlaKindFigures",
+    {
+        "count": serializers.IntegerField(),
+        "response_met_pct": serializers.FloatField(allow_null=True),
+        "resolution_met_pct": serializers.FloatField(allow_null=True),
+        "median_response_seconds": serializers.IntegerField(allow_null=True),
+        "median_resolution_working_days": serializers.FloatField(allow_null=True),
+        "p90_response_seconds": serializers.IntegerField(allow_null=True),
+        "p90_resolution_working_days": serializers.FloatField(allow_null=True),
+        "at_risk": serializers.IntegerField(),
+        "breached": serializers.IntegerField(),
+    },
+)
+SUMMARY_SCHEMA = inline_serializer(
+    "SlaSummary",
+    {
+        "since": serializers.DateTimeField(),
+        "until": serializers.DateTimeField(),
+        "kind": serializers.CharField(allow_null=True),
+        "customer": serializers.CharField(allow_null=True),
+        "kinds": serializers.DictField(child=_FIGURES),
+        "total": _FIGURES,
+    },
+)
+
+
+class SlaSummaryView(APIView):
+    """`GET /api/v1/sla/summary/` (CONTRACTS.md section 5)."""
+
+    permission_classes = [CanRead]
+
+    @extend_schema(
+        summary="SLA figures per request kind for a period",
+        description="\n\n".join(f"**{term}**: {text}" for term, text in DEFINITIONS),
+        parameters=[
+            OpenApiParameter("since", OpenApiTypes.STR, description="ISO date or date-time"),
+            OpenApiParameter(
+                "until", OpenApiTypes.STR, description="ISO date (included) or date-time"
+            ),
+            OpenApiParameter("kind", OpenApiTypes.STR, enum=Kind.values),
+            OpenApiParameter("customer", OpenApiTypes.STR, description="exact, any case"),
+        ],
+        responses={200: SUMMARY_SCHEMA, 400: OpenApiTypes.OBJECT},
+    )
+    def get(self, request):
+        form = dashboards.PeriodForm(request.query_params)
+        if not form.is_valid():
+            return Response(form.error_json(), status=400)
+        figures = dashboards.compute(form.period(), form.now)
+        return Response(dashboards.summary_json(figures))
+
+
+# -- the DevOps board --------------------------------------------------------------------------
+
+
+def board(request):
+    if not roles.has_role(request.user, roles.DEVOPS, roles.MANAGERS):
+        raise PermissionDenied("The board is for DevOps and Managers.")
+    now = timezone.now()
+    states = [state for state, _ in BOARD_COLUMNS]
+    counts = _column_counts(states)
+    # The most urgent cards of each column in one query, with only what a card shows (the
+    # window runs over every open request, so narrow rows keep it quick).
+    ranked = (
+        Request.objects.filter(state__in=states)
+        .annotate(rank=Window(RowNumber(), partition_by=F("state"), order_by=BY_DUE))
+        .filter(rank__lte=BOARD_ROWS)
+        .select_related("assignee")
+        .only(*CARD_FIELDS)
+        .order_by("state", *BY_DUE)
+    )
+    cards = {state: [] for state in states}
+    for row in ranked:
+        cards[row.state].append(_card(row, now))
+    columns = [
+        {"state": state, "label": label, "count": counts.get(state, 0), "cards": cards[state]}
+        for state, label in BOARD_COLUMNS
+    ]
+    calendar = sla.get_calendar()
+    working_now = calendar.is_working_time(now)
+    context = {
+        "columns": columns,
+        "working_now": working_now,
+        "work_left": int(_working_stretch_left(calendar, now)) if working_now else 0,
+    }
+    return render(request, "dashboards/board.html", context)
+
+
+def _column_counts(states):
+    rows = (
+        Request.objects.filter(state__in=states).order_by().values("state").annotate(n=Count("pk"))
+    )
+    return {row["state"]: row["n"] for row in rows}
+
+
+def _card(row, now):
+    timers = []
+    for which, label in ((sla.RESPONSE, "Response"), (sla.RESOLUTION, "Resolution")):
+        timer = sla.timer_json(row, which, now)
+        if timer is not None:
+            target = sla.target_for(row, which)
+            timers.append(_live_timer(timer, label, target))
+    return {"request": row, "timers": mark_safe("".join(timers))}  # built with format_html
+
+
+def _live_timer(timer, label, target):
+    """One timer bar of the board, as the shared timer partial draws it plus what board.js
+    needs to count it down. Built here rather than in a template: a full board draws hundreds
+    of them, and this is several times faster."""
+    bar = timer_bar(timer, label, target.mode == WORKING)
+    # Running clocks count down on the page; breached ones count their overdue time up.
+    live = (
+        not timer["paused"]
+        and timer["stopped_at"] is None
+        and timer["status"] in ("running", "breached")
+    )
+    due = timer["due_at"]
+    return format_html(
+        '<div class="timer timer-{status}" data-testid="timer-{testid}" data-status="{status}"'
+        '{live} data-remaining="{remaining}" data-target="{target}" data-working="{working}"'
+        '{due} title="{label}: {text}{due_title}">'
+        '<span class="timer-label">{label}</span>'
+        '<span class="timer-track" role="progressbar" aria-valuemin="0" aria-valuemax="100" '
+        'aria-valuenow="{percent}"><span class="timer-fill" style="width: {percent}%"></span>'
+        '</span><span class="timer-text">{text}</span></div>',
+        status=bar["status"],
+        testid=label.lower(),
+        live=mark_safe(' data-live="1"') if live else "",
+        remaining="" if timer["remaining_seconds"] is None else timer["remaining_seconds"],
+        target="" if target.seconds is None else int(target.seconds),
+        working="1" if bar["working"] else "0",
+        due=format_html(' data-due="{}"', due) if due else "",
+        due_title=f" (due {due})" if due else "",
+        label=label,
+        text=bar["text"],
+        percent=bar["percent"],
+    )
+
+
+def _working_stretch_left(calendar, now):
+    """Seconds from `now` to the end of the working time that is running now (the next local
+    midnight that starts a day off)."""
+    day = now.astimezone(calendar.tz).date() + timedelta(days=1)
+    while calendar.is_working_day(day):
+        day += timedelta(days=1)
+    return datetime.combine(day, time(0), tzinfo=calendar.tz).timestamp() - now.timestamp()
+
+
+# -- the fleet ---------------------------------------------------------------------------------
+
+
+def fleet_page(request):
+    require_reader(request.user)
+    rows, latest, totals = fleet.fleet()
+    context = {
+        "rows": rows,
+        "latest": latest,
+        "totals": totals,
+        "storage_usd": fleet.STORAGE_USD,
+        "network_usd": fleet.NETWORK_USD,
+        "snapshot_usd": fleet.SNAPSHOT_USD,
+    }
+    return render(request, "dashboards/fleet.html", context)

@@ -1,0 +1,106 @@
+"""The fleet: every instance with how far its version is behind and what it costs a month.
+
+Costs follow DOMAIN.md (us-central1, on demand with sustained-use discount): the machine type's
+price plus $282 of storage (the first 250 GB) plus $56 of network before traffic. Traffic
+($1.54/GB) and executors are not known to the portal and are left out, so the figure is a floor.
+"""
+
+from dataclasses import dataclass
+
+from django.db.models import Count, Q
+
+from provisioning.models import MACHINE_TYPES, Instance, InstanceStatus
+from requests_app.models import OPEN_STATES, Request, State
+from requests_app.validation import parse_version
+
+STORAGE_USD = 282
+NETWORK_USD = 56
+# A suspended instance keeps only its project and the latest snapshot of a data disk of at most
+# 250 GB. DOMAIN.md gives no snapshot price; GCP's standard snapshot storage is about
+# $0.05/GB-month, so 250 GB is about $13 (an estimate, marked as such on the page).
+SNAPSHOT_USD = 13
+STATUS_ORDER = [
+    InstanceStatus.ACTIVE,
+    InstanceStatus.PROVISIONING,
+    InstanceStatus.FAILED,
+    InstanceStatus.SUSPENDED,
+    InstanceStatus.TORN_DOWN,
+]
+
+
+def monthly_cost(instance):
+    """Estimated USD a month; a failed instance is counted as running (it may still hold its
+    VM and disk until someone fixes or tears it down)."""
+    if instance.status == InstanceStatus.TORN_DOWN:
+        return 0
+    if instance.status == InstanceStatus.SUSPENDED:
+        return SNAPSHOT_USD
+    machine = MACHINE_TYPES.get(instance.machine_type, {}).get("monthly_usd", 0)
+    return machine + STORAGE_USD + NETWORK_USD
+
+
+def behind(version, latest, known):
+    """(label, releases behind) of `version` against `latest`. `known` holds every version the
+    portal has seen (instances and upgrade targets): "releases" counts the known ones newer than
+    `version`, and the label says whether the gap to the latest is major, minor or patch."""
+    mine = parse_version(version)
+    if mine is None or latest is None:
+        return "unknown", None
+    if mine >= latest:
+        return "latest", 0
+    newer = sum(1 for other in known if other > mine)
+    place = next(i for i in range(3) if latest[i] != mine[i])
+    gap = ("major", "minor", "patch")[place]
+    return f"{newer} release{'' if newer == 1 else 's'} behind ({gap})", newer
+
+
+@dataclass
+class FleetRow:
+    instance: Instance
+    cost: int
+    behind: str
+    releases_behind: int | None
+    vcpus: int | None
+
+
+def fleet():
+    """(rows, latest version text, totals): two queries whatever the size of the fleet."""
+    instances = list(
+        Instance.objects.annotate(
+            open_requests=Count("requests", filter=Q(requests__state__in=OPEN_STATES))
+        )
+    )
+    targets = (
+        Request.objects.exclude(target_version="")
+        .exclude(state__in=[State.REJECTED, State.CANCELLED])
+        .order_by()
+        .values_list("target_version", flat=True)
+        .distinct()
+    )
+    known = {
+        parsed
+        for text in [*(i.version for i in instances), *targets]
+        if (parsed := parse_version(text)) is not None
+    }
+    latest = max(known) if known else None
+    rows = []
+    for instance in instances:
+        label, count = behind(instance.version, latest, known)
+        if instance.status == InstanceStatus.TORN_DOWN:
+            label, count = "—", None
+        spec = MACHINE_TYPES.get(instance.machine_type, {})
+        rows.append(FleetRow(instance, monthly_cost(instance), label, count, spec.get("vcpus")))
+    rows.sort(key=lambda r: (STATUS_ORDER.index(r.instance.status), r.instance.slug))
+    totals = {
+        "instances": len(rows),
+        "live": sum(r.instance.status != InstanceStatus.TORN_DOWN for r in rows),
+        "monthly_usd": sum(r.cost for r in rows),
+        "behind": sum(1 for r in rows if r.releases_behind),
+        "by_status": [
+            (status.label, count)
+            for status in STATUS_ORDER
+            if (count := sum(r.instance.status == status for r in rows))
+        ],
+    }
+    latest_text = ".".join(str(part) for part in latest) if latest else None
+    return rows, latest_text, totals

@@ -1,0 +1,289 @@
+"""The dashboard, its CSV, the board and the fleet pages: who sees them, that their figures are
+the API's, and that their query counts do not grow with the rows."""
+
+import csv
+import io
+import re
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from requests_app import dashboards, sla
+from requests_app.dashboard_views import BOARD_ROWS
+from tests.dashboards.factories import make_instance, random_rows, timed_request
+from tests.factories import make_user
+
+
+@pytest.fixture(autouse=True)
+def fresh_sla_cache():
+    sla.invalidate_cache()
+    yield
+    sla.invalidate_cache()
+
+
+@pytest.fixture
+def now():
+    return timezone.now().replace(microsecond=0)
+
+
+@pytest.fixture
+def rows(users, now):
+    engineers = [users["devops"], users["devops2"]]
+    return random_rows(users["ce"], engineers, now, 120, seed=5, days=85)
+
+
+def page_figures(html):
+    """{kind or "total": {field: value}} from the data attributes of the per-kind table."""
+    figures = {}
+    for kind, body in re.findall(r'<tr data-kind="([a-z_]+)">(.*?)</tr>', html, re.S):
+        cells = re.findall(r'data-field="([a-z_0-9]+)" data-value="([^"]*)"', body)
+        figures[kind] = {field: _number(value) for field, value in cells}
+    return figures
+
+
+def _number(text):
+    if text == "":
+        return None
+    return float(text) if "." in text else int(text)
+
+
+# -- the dashboard --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("params", [{}, {"kind": "create"}, {"customer": "globex"}])
+def test_the_dashboard_shows_the_apis_figures(client, users, rows, now, params):
+    client.force_login(users["manager"])
+    with time_machine.travel(now, tick=False):
+        page = client.get(reverse("sla_dashboard"), params)
+        api = client.get("/api/v1/sla/summary/", params).json()
+    assert page.status_code == 200
+    shown = page_figures(page.content.decode())
+    assert shown.pop("total") == api["total"]
+    assert shown == api["kinds"]
+    assert api["total"]["count"] > 0
+
+
+def test_the_dashboard_draws_its_charts_and_lists_what_needs_attention(client, users, rows, now):
+    client.force_login(users["manager"])
+    with time_machine.travel(now, tick=False):
+        html = client.get(reverse("sla_dashboard")).content.decode()
+        figures = dashboards.compute(dashboards.default_period(now), now)
+    assert 'data-testid="trend-chart"' in html and 'data-testid="load-chart"' in html
+    assert "<polyline" in html
+    listed = re.findall(r'<tr data-request-id="(\d+)"', html)
+    assert len(listed) == min(figures.total.attention, 50) > 0
+    for username, tally in figures.engineers:
+        assert f'data-engineer="{username}" data-series="open" data-value="{tally.open}"' in html
+    assert "How these figures are counted" in html
+
+
+def test_a_bad_period_shows_the_errors(client, users):
+    client.force_login(users["manager"])
+    response = client.get(reverse("sla_dashboard"), {"since": "soon"})
+    assert response.status_code == 400
+    assert b'data-testid="period-errors"' in response.content
+
+
+def test_the_dashboard_needs_a_role(client, users):
+    for name in ("sla_dashboard", "sla_export", "board", "fleet"):
+        response = client.get(reverse(name))
+        assert response.status_code == 302 and "/login/" in response["Location"], name
+    client.force_login(make_user("nobody"))
+    assert client.get(reverse("sla_dashboard")).status_code == 403
+    assert client.get(reverse("sla_export")).status_code == 403
+    assert client.get(reverse("fleet")).status_code == 403
+
+
+# -- the CSV --------------------------------------------------------------------------------------
+
+
+def read_csv(response):
+    text = b"".join(response.streaming_content).decode()
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_the_csv_holds_the_requests_behind_the_figures(client, users, rows, now):
+    client.force_login(users["manager"])
+    with time_machine.travel(now, tick=False):
+        response = client.get(reverse("sla_export"))
+        api = client.get("/api/v1/sla/summary/").json()
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    lines = read_csv(response)
+    assert len(lines) == api["total"]["count"] == len(rows)
+    for kind, figures in api["kinds"].items():
+        mine = [line for line in lines if line["kind"] == kind]
+        assert len(mine) == figures["count"]
+        for which in ("response", "resolution"):
+            met = sum(line[f"{which}_status"] == "met" for line in mine)
+            breached = sum(line[f"{which}_status"] == "breached" for line in mine)
+            pct = round(100 * met / (met + breached), 1) if met + breached else None
+            assert figures[f"{which}_met_pct"] == pct, (kind, which)
+        seconds = [float(x["response_seconds"]) for x in mine if x["response_seconds"]]
+        days = [float(x["resolution_working_days"]) for x in mine if x["resolution_working_days"]]
+        for values, field, digits in (
+            (seconds, "median_response_seconds", 0),
+            (days, "median_resolution_working_days", 2),
+        ):
+            median = dashboards.percentile(values, 0.5)
+            expected = None if median is None else round(median, digits)
+            assert figures[field] == pytest.approx(expected, abs=10**-digits), (kind, field)
+        for flag in ("at_risk", "breached"):
+            assert figures[flag] == sum(line[flag] == "true" for line in mine), (kind, flag)
+
+
+def test_the_csv_follows_the_filters(client, users, now):
+    start = now - timedelta(days=3)
+    timed_request(users["ce"], "create", queued=start, customer="Globex")
+    timed_request(users["ce"], "suspend", queued=start, customer="Globex")
+    timed_request(users["ce"], "create", queued=start, customer="Initech")
+    client.force_login(users["ce"])
+    lines = read_csv(client.get(reverse("sla_export"), {"kind": "create", "customer": "globex"}))
+    assert [(line["kind"], line["customer"]) for line in lines] == [("create", "Globex")]
+    assert set(lines[0]) == set(dashboards.CSV_COLUMNS)
+
+
+# -- the board ------------------------------------------------------------------------------------
+
+
+def test_the_board_is_for_devops_and_managers(client, users):
+    for who, status in [("devops", 200), ("manager", 200), ("admin", 200), ("ce", 403)]:
+        client.force_login(users[who])
+        assert client.get(reverse("board")).status_code == status, who
+
+
+def test_the_board_shows_open_work_with_live_timers(client, users, now):
+    queued_one = timed_request(users["ce"], queued=now - timedelta(hours=20))
+    two_days, one_day = now - timedelta(days=2), now - timedelta(days=1)
+    working = timed_request(users["ce"], queued=two_days, picked=one_day, assignee=users["devops"])
+    waiting = timed_request(
+        users["ce"],
+        queued=two_days,
+        picked=two_days + timedelta(hours=1),
+        pauses=[(one_day, None)],
+        assignee=users["devops"],
+    )
+    done = timed_request(
+        users["ce"], queued=two_days, picked=two_days + timedelta(hours=1), done=one_day
+    )
+    client.force_login(users["devops"])
+    with time_machine.travel(now, tick=False):
+        html = client.get(reverse("board")).content.decode()
+    states = re.findall(r'<section class="board-column" data-state="([a-z_]+)">', html)
+    assert states == ["queued", "in_progress", "waiting_on_customer"]
+    for request, state in (
+        (queued_one, "queued"),
+        (working, "in_progress"),
+        (waiting, "waiting_on_customer"),
+    ):
+        section = html.split(f'data-state="{state}"')[1].split("</section>")[0]
+        assert f'data-request-id="{request.pk}"' in section
+    assert f'data-request-id="{done.pk}"' not in html
+    # The queued request's response timer is at risk (20 of 24 h used) and counts down live.
+    card = html.split(f'data-request-id="{queued_one.pk}"')[1].split("</article>")[0]
+    response = card.split('data-testid="timer-response"')[1].split(">")[0]
+    assert 'data-status="at_risk"' in response and 'data-live="1"' in response
+    assert 'data-remaining="14400"' in response and 'data-target="86400"' in response
+    # A paused timer does not count down.
+    card = html.split(f'data-request-id="{waiting.pk}"')[1].split("</article>")[0]
+    resolution = card.split('data-testid="timer-resolution"')[1].split(">")[0]
+    assert 'data-status="paused"' in resolution and "data-live" not in resolution
+    assert "portal/board.js" in html
+
+
+def test_the_board_shows_the_most_urgent_cards_of_a_long_column(client, users, now):
+    for i in range(BOARD_ROWS + 5):
+        timed_request(users["ce"], queued=now - timedelta(minutes=10 + i))
+    client.force_login(users["manager"])
+    html = client.get(reverse("board")).content.decode()
+    assert f'data-testid="count-queued">{BOARD_ROWS + 5}<' in html
+    assert html.count("<article") == BOARD_ROWS
+    assert f"The {BOARD_ROWS} due soonest of {BOARD_ROWS + 5}" in html
+
+
+# -- the fleet ------------------------------------------------------------------------------------
+
+
+def test_the_fleet_shows_versions_behind_and_costs(client, users):
+    make_instance("acme", version="6.1.2", machine_type="n1-standard-16", executors_enabled=True)
+    make_instance("globex", version="6.0.0")
+    make_instance("initech", version="5.9.1", status="suspended")
+    make_instance("gone", version="4.0.0", status="torn_down")
+    make_instance("stark", version="", status="provisioning", machine_type="n1-standard-96")
+    # A newer release known only from an upgrade request.
+    upgrade = timed_request(users["ce"], "upgrade", queued=timezone.now())
+    upgrade.target_version = "6.2.0"
+    upgrade.save(update_fields=["target_version"])
+    client.force_login(users["sales"])
+    html = client.get(reverse("fleet")).content.decode()
+
+    def row(slug):
+        return html.split(f'data-slug="{slug}"')[1].split("</tr>")[0]
+
+    assert 'data-testid="latest-version">6.2.0<' in html
+    assert "1 release behind (minor)" in row("acme") and 'data-releases="1"' in row("acme")
+    assert "2 releases behind (minor)" in row("globex") and 'data-releases="2"' in row("globex")
+    assert "3 releases behind (major)" in row("initech")
+    assert "unknown" in row("stark")
+    assert 'data-value="532"' in row("globex")  # n1-standard-8 194 + storage 282 + network 56
+    assert 'data-value="726"' in row("acme")  # n1-standard-16 388 + 338
+    assert 'data-value="13"' in row("initech")  # the snapshot only
+    assert 'data-value="0"' in row("gone")
+    assert 'data-value="2668"' in row("stark")  # n1-standard-96 2330 + 338
+    assert 'data-testid="cost-total">$3,939<' in html
+    assert html.index('data-slug="acme"') < html.index('data-slug="initech"')
+    assert html.index('data-slug="initech"') < html.index('data-slug="gone"')
+
+
+# -- navigation and query counts ------------------------------------------------------------------
+
+
+def test_navigation_shows_the_dashboards_by_role(client, users):
+    for who, expected in [
+        ("manager", {"SLA dashboard", "Board", "Fleet"}),
+        ("devops", {"SLA dashboard", "Board", "Fleet"}),
+        ("ce", {"SLA dashboard", "Fleet"}),
+    ]:
+        client.force_login(users[who])
+        html = client.get(reverse("home")).content.decode()
+        nav = html.split('aria-label="Main"')[1].split("</nav>")[0]
+        shown = {label for label in ("SLA dashboard", "Board", "Fleet") if f">{label}<" in nav}
+        assert shown == expected, who
+
+
+def test_query_counts_do_not_grow_with_rows(client, users, now):
+    pages = [
+        (users["manager"], reverse("sla_dashboard")),
+        (users["manager"], reverse("sla_export")),
+        (users["devops"], reverse("board")),
+        (users["ce"], reverse("fleet")),
+        (users["ce"], "/api/v1/sla/summary/"),
+    ]
+
+    def add(count, seed):
+        engineers = [users["devops"], users["devops2"]]
+        random_rows(users["ce"], engineers, now, count, seed=seed, days=80)
+        for i in range(count // 10):
+            make_instance(version=f"5.{i}.0")
+
+    def measure():
+        counts = {}
+        for user, url in pages:
+            client.force_login(user)
+            with CaptureQueriesContext(connection) as queries:
+                response = client.get(url)
+                if response.streaming:
+                    b"".join(response.streaming_content)
+            assert response.status_code == 200, url
+            counts[url] = len(queries)
+        return counts
+
+    add(10, seed=1)
+    few = measure()
+    add(200, seed=2)
+    assert measure() == few
