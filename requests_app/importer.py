@@ -47,19 +47,8 @@ BASE_FIELDS = (
     "justification",
     "events",
 )
-KIND_FIELDS = {
-    Kind.CREATE: (
-        "machine_type",
-        "zone",
-        "access",
-        "allowed_ip_ranges",
-        "users",
-        "repositories",
-        "target_version",
-    ),
-    Kind.UPGRADE: ("target_version", "release_published_at"),
-    Kind.TEARDOWN: ("confirm",),
-}
+# The fields each kind keeps are the workflow's; a teardown's record may also carry `confirm`.
+KIND_FIELDS = {**workflow.FIELDS_BY_KIND, Kind.TEARDOWN: ("confirm",)}
 # The columns' sizes: not today's validation, just what the database can hold.
 MAX_LENGTHS = {
     "external_id": 100,

@@ -5,25 +5,14 @@ import re
 import pytest
 from django.urls import reverse
 
-from provisioning.models import Instance
 from requests_app import workflow
 from requests_app.forms import FORMS
 from requests_app.models import Request
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, make_instance
 
 
 def login(client, user):
     assert client.login(username=user.username, password=PASSWORD)
-
-
-def make_instance(slug="acme", **fields):
-    defaults = {
-        "customer": slug.title(),
-        "status": "active",
-        "gcp_project": f"mi-{slug}",
-        "version": "5.0.0",
-    }
-    return Instance.objects.create(slug=slug, **{**defaults, **fields})
 
 
 def file(user, kind="create", **data):

@@ -9,11 +9,10 @@ import pytest
 import time_machine
 from django.core.management import call_command
 
-from provisioning.models import Instance
 from requests_app import sla, workflow
 from requests_app.forms import FORMS
 from requests_app.models import Closure, Request, SlaPolicy
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, make_instance
 
 LA = ZoneInfo("America/Los_Angeles")
 DAY, HOUR = 86400, 3600
@@ -49,16 +48,6 @@ def timers(request, at):
     request = Request.objects.get(pk=request.pk)
     with time_machine.travel(at, tick=False):
         return sla.sla_json(request)
-
-
-def make_instance(slug="acme", **fields):
-    defaults = {
-        "customer": slug.title(),
-        "status": "active",
-        "gcp_project": f"mi-{slug}",
-        "version": "5.0.0",
-    }
-    return Instance.objects.create(slug=slug, **{**defaults, **fields})
 
 
 def test_a_create_request_from_filing_to_done(users):
