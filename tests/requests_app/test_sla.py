@@ -280,3 +280,31 @@ def test_the_api_shows_timers_and_filters_breached_and_at_risk(client, users):
         assert ids("breached=true") == {risky.pk}
     with time_machine.travel(la(2026, 4, 28, 5), tick=False):
         assert ids("breached=true") == {risky.pk, late.pk}
+
+
+def test_adding_a_closure_in_the_admin_recomputes_open_timers(
+    client, users, django_capture_on_commit_callbacks
+):
+    import django_rq
+    from rq import SimpleWorker
+
+    request = file(users["ce"], at=la(2026, 4, 6, 9))
+    act(users["lead"], request, "approve", la(2026, 4, 6, 10))
+    assert Request.objects.get(pk=request.pk).resolution_due_at == la(2026, 4, 27, 10)
+    client.force_login(users["admin"])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/admin/requests_app/closure/add/", {"date": "2026-04-08", "reason": "Offsite"}
+        )
+    assert response.status_code == 302
+    # The recompute runs as a job after the admin's transaction commits.
+    queue = django_rq.get_queue("default")
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    assert Request.objects.get(pk=request.pk).resolution_due_at == la(2026, 4, 28, 10)
+
+
+def test_policies_are_editable_in_the_admin(client, users):
+    client.force_login(users["admin"])
+    policy = SlaPolicy.objects.get(kind="suspend")
+    page = client.get(f"/admin/requests_app/slapolicy/{policy.pk}/change/")
+    assert page.status_code == 200 and b"resolution_target" in page.content
