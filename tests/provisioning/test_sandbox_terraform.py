@@ -3,7 +3,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,16 +11,13 @@ import pytest
 
 from provisioning.sandbox.compute import Compute
 from provisioning.sandbox.server import start_in_thread
+from provisioning.terraform import command as terraform_command
 
 from .conftest import PROJECT, ZONE
 
 MODULE = Path(__file__).resolve().parents[2] / "provisioning" / "terraform" / "modules" / "sandbox"
-TERRAFORM = os.environ.get("TERRAFORM_BIN", "terraform")
-OUTPUTS = ["instance_name", "instance_ip", "url", "project_id", "zone", "data_disk", "deployments"]
 
-pytestmark = pytest.mark.skipif(
-    shutil.which(TERRAFORM) is None, reason=f"{TERRAFORM} is not installed"
-)
+OUTPUTS = ["instance_name", "instance_ip", "url", "project_id", "zone", "data_disk", "deployments"]
 
 
 class Workspace:
@@ -63,7 +59,7 @@ class Workspace:
 
     def run(self, *args, ok=(0,)):
         result = subprocess.run(
-            [TERRAFORM, *args],
+            [*terraform_command(), *args],
             cwd=self.path,
             env=self.env,
             capture_output=True,

@@ -1,7 +1,6 @@
 """The two Terraform modules: same interface, formatted, and the sandbox one needs no provider."""
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -9,10 +8,12 @@ import hcl2
 import pytest
 from hcl2 import SerializationOptions
 
+from provisioning.terraform import command as terraform_command
+
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM_DIR = ROOT / "provisioning" / "terraform"
 MODULES = TERRAFORM_DIR / "modules"
-TERRAFORM = os.environ.get("TERRAFORM_BIN", "terraform")
+
 VARIABLES = {
     "slug",
     "project_id",
@@ -116,10 +117,9 @@ def test_sandbox_vm_deregisters_on_destroy():
     )
 
 
-@pytest.mark.skipif(shutil.which(TERRAFORM) is None, reason=f"{TERRAFORM} is not installed")
 def test_terraform_fmt_check_passes():
     result = subprocess.run(
-        [TERRAFORM, "fmt", "-check", "-recursive", "-no-color", str(TERRAFORM_DIR)],
+        [*terraform_command(), "fmt", "-check", "-recursive", "-no-color", str(TERRAFORM_DIR)],
         capture_output=True,
         text=True,
         env={**os.environ, "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"},
