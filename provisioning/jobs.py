@@ -318,13 +318,20 @@ class Apply(Phase):
             outputs = {name: item.get("value") for name, item in json.loads(raw or "{}").items()}
         now = timezone.now()
         with transaction.atomic():
+            # Conditional: a run the reconciler already ended (its worker was taken for dead)
+            # stays ended; a straggler must not bring it back or touch the instance.
+            finished = Run.objects.filter(pk=self.run.pk, state=RunState.APPLYING).update(
+                state=RunState.APPLIED, outputs=outputs, finished_at=now
+            )
+            if not finished:
+                raise RunFailed(
+                    "The run was ended while it applied (its worker was taken "
+                    "for dead); retry it to converge."
+                )
             instance = type(self.instance).objects.select_for_update().get(pk=self.instance.pk)
             if getattr(self, "snapshot_name", None) and self.run.kind == "suspend":
                 instance.outputs = {**instance.outputs, "snapshot": self.snapshot_name}
             outcomes.apply_outcome(instance, self.run.kind, self.run.params, outputs)
-            Run.objects.filter(pk=self.run.pk).update(
-                state=RunState.APPLIED, outputs=outputs, finished_at=now
-            )
             self.run.refresh_from_db()
             self.step("record", "done")
             signals.run_applied.send(Run, run=self.run, at=now)

@@ -74,9 +74,38 @@ class Worker:
         return self
 
     def kill(self, sig=signal.SIGKILL):
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, sig)
-            self.process.wait(timeout=30)
+        """Signal the worker and, for SIGKILL, everything it started: RQ's work horse and
+        Terraform run in sessions of their own, and a dead machine takes them all."""
+        if not self.process or self.process.poll() is not None:
+            return
+        family = descendants(self.process.pid) if sig == signal.SIGKILL else []
+        os.killpg(self.process.pid, sig)
+        for pid in family:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait(timeout=30)
+
+
+def descendants(pid):
+    """Every process below `pid`, read from /proc."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 @pytest.fixture
