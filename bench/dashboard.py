@@ -46,9 +46,12 @@ from django.test.utils import override_settings  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
-from requests_app import dashboards, sla, sla_calendar  # noqa: E402
-from requests_app.dashboard_views import BOARD_ROWS  # noqa: E402
+from dashboards import figures as dashboards  # noqa: E402
+from dashboards.views import BOARD_ROWS  # noqa: E402
 from requests_app.models import Request  # noqa: E402
+from requests_app.sla import calendar as sla_calendar  # noqa: E402
+from requests_app.sla import policies as sla_policies  # noqa: E402
+from requests_app.sla import timers  # noqa: E402
 
 KINDS = [
     ("create", 18),
@@ -68,7 +71,7 @@ def reset():
             "TRUNCATE requests_app_notification, requests_app_comment, requests_app_approval, "
             "requests_app_event, requests_app_request RESTART IDENTITY CASCADE"
         )
-    sla.invalidate_cache()
+    sla_policies.invalidate_cache()
 
 
 def people():
@@ -183,7 +186,7 @@ class Story:
             ("response", self.response_start, []),
             ("resolution", self.resolution_start, closed),
         ):
-            due[which] = sla.instants(
+            due[which] = timers.instants(
                 self.kind, which, start, self.target_due, pauses, calendar, policies
             )
         self.due = due
@@ -231,7 +234,7 @@ def request_row(story, fields, defaults):
 def load(count, ids, now):
     """COPY the requests and their events; returns (seconds, requests, events)."""
     rng = random.Random(20260401)
-    calendar, policies = sla._load()
+    calendar, policies = sla_policies.load()
     now_epoch = now.timestamp()
     fields, defaults = [], {}
     for field in Request._meta.concrete_fields:
@@ -285,7 +288,7 @@ def make_calendar_table(first, last):
     """The working days as a table, built in SQL from the weekdays and the holiday list (an
     independent formulation of the SLA calendar): per local day, its start and the working
     seconds before it."""
-    calendar = sla.get_calendar()
+    calendar = sla_policies.get_calendar()
     holidays = sorted(d for d in calendar.holidays | calendar.closures if first <= d <= last)
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS bench_days")

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "portal",
     "provisioning",
     "requests_app",
+    "dashboards",
 ]
 
 MIDDLEWARE = [

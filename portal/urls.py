@@ -29,7 +29,7 @@ def devops_or_superuser(view):
 urlpatterns = [
     path("", request_views.home, name="home"),
     path("", include("requests_app.urls")),
-    path("", include("requests_app.dashboard_urls")),
+    path("", include("dashboards.urls")),
     path("api/v1/", include(api_urlpatterns)),
     path("api/schema/", include(schema_urlpatterns)),
     path("healthz", views.healthz, name="healthz"),

@@ -16,6 +16,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from provisioning import errors, outcomes, signals, terraform, workspace
+from provisioning.compute import Compute
 from provisioning.models import Run, RunState
 from provisioning.runs import HEARTBEAT_INTERVAL
 
@@ -34,17 +35,9 @@ def execute_run(run_id):
     wanted = Run.objects.filter(pk=run_id).values_list("job_wanted", flat=True).first()
     if not wanted:
         return "nothing to do"
-    next_state = RunState.PLANNING if wanted == "plan" else RunState.APPLYING
-    claimed = Run.objects.filter(pk=run_id, job_wanted=wanted).update(
-        job_wanted="",
-        state=next_state,
-        heartbeat_at=timezone.now(),
-        worker=f"{socket.gethostname()}:{os.getpid()}",
-        started_at=timezone.now(),
-    )
-    if not claimed:
-        return "claimed by another worker"
     run = Run.objects.select_related("instance").get(pk=run_id)
+    if not run.claim(wanted, f"{socket.gethostname()}:{os.getpid()}", timezone.now()):
+        return "claimed by another worker"
     beat = Heartbeat(run_id)
     beat.start()
     try:
@@ -149,8 +142,6 @@ class Phase:
         self.step("init", "done")
 
     def compute(self):
-        from provisioning.sandbox.compute import Compute
-
         if settings.PROVISIONING_BACKEND == "sandbox":
             if not settings.SANDBOX_COMPUTE_URL:
                 raise RunFailed("SANDBOX_COMPUTE_URL is not set: no sandbox Compute server")
@@ -173,15 +164,9 @@ class Plan(Phase):
         self.step("plan", "done")
         now = timezone.now()
         with transaction.atomic():
-            Run.objects.filter(pk=self.run.pk, state=RunState.PLANNING).update(
-                state=RunState.PLANNED,
-                plan_binary=binary,
-                plan_text=text,
-                plan_summary=summary,
-                inputs_digest=workspace.digest(self.run.params, workspace.module_dir()),
-                finished_at=None,
-            )
-            self.run.refresh_from_db()
+            digest = workspace.digest(self.run.params, workspace.module_dir())
+            if not self.run.mark_planned(binary, text, summary, digest):
+                return
             signals.run_event.send(
                 Run,
                 run=self.run,
@@ -320,10 +305,7 @@ class Apply(Phase):
         with transaction.atomic():
             # Conditional: a run the reconciler already ended (its worker was taken for dead)
             # stays ended; a straggler must not bring it back or touch the instance.
-            finished = Run.objects.filter(pk=self.run.pk, state=RunState.APPLYING).update(
-                state=RunState.APPLIED, outputs=outputs, finished_at=now
-            )
-            if not finished:
+            if not self.run.mark_applied(outputs, now):
                 raise RunFailed(
                     "The run was ended while it applied (its worker was taken "
                     "for dead); retry it to converge."
@@ -332,7 +314,6 @@ class Apply(Phase):
             if getattr(self, "snapshot_name", None) and self.run.kind == "suspend":
                 instance.outputs = {**instance.outputs, "snapshot": self.snapshot_name}
             outcomes.apply_outcome(instance, self.run.kind, self.run.params, outputs)
-            self.run.refresh_from_db()
             self.step("record", "done")
             signals.run_applied.send(Run, run=self.run, at=now)
 
@@ -356,17 +337,14 @@ def _fail(run_id, exc):
         for s in run.steps
     ]
     with transaction.atomic():
-        updated = Run.objects.filter(pk=run_id, state=run.state).update(
-            state=RunState.ERRORED,
-            finished_at=now,
-            error=message[:4000],
-            error_code=known.code if known else "",
-            workaround=known.workaround if known else "",
-            steps=steps,
-            job_wanted="",
-        )
-        if updated:
-            run.refresh_from_db()
+        if run.mark_errored(
+            run.state,
+            now,
+            message[:4000],
+            known.code if known else "",
+            known.workaround if known else "",
+            steps,
+        ):
             outcomes.after_error(run)
             signals.run_event.send(
                 Run, run=run, action="run_errored", comment=message, at=now, user=None

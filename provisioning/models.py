@@ -1,3 +1,6 @@
+from datetime import datetime
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -26,6 +29,12 @@ MACHINE_TYPES = {
 MachineType = models.TextChoices("MachineType", [(name, name) for name in MACHINE_TYPES])
 
 
+class InstanceQuerySet(models.QuerySet):
+    def live(self) -> "InstanceQuerySet":
+        """Instances not torn down: a slug names at most one of them."""
+        return self.exclude(status=InstanceStatus.TORN_DOWN)
+
+
 class Instance(models.Model):
     """One customer's managed instance: a GCP project with one VM running the product."""
 
@@ -49,6 +58,8 @@ class Instance(models.Model):
     outputs = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = InstanceQuerySet.as_manager()
 
     class Meta:
         ordering = ["slug"]
@@ -157,5 +168,99 @@ class Run(models.Model):
         return f"run #{self.pk} ({self.kind}) of {self.instance_id}: {self.state}"
 
     @property
-    def is_active(self):
+    def is_active(self) -> bool:
         return self.state in ACTIVE_RUN_STATES
+
+    # -- moves: every change of `state` happens here ---------------------------------------------
+    # Each is one conditional UPDATE that returns whether it won (the row was still in the state
+    # the move starts from); the loser changes nothing. On success the instance is refreshed.
+
+    def _move(self, conditions: dict[str, Any], **changes: Any) -> bool:
+        won = bool(Run.objects.filter(pk=self.pk, **conditions).update(**changes))
+        if won:
+            self.refresh_from_db()
+        return won
+
+    def claim(self, wanted: str, worker: str, now: datetime) -> bool:
+        """A worker takes the job the run waits for: queued -> planning, or applying (after
+        confirm) -> applying with a heartbeat."""
+        return self._move(
+            {"job_wanted": wanted},
+            job_wanted="",
+            state=RunState.PLANNING if wanted == "plan" else RunState.APPLYING,
+            heartbeat_at=now,
+            worker=worker,
+            started_at=now,
+        )
+
+    def mark_planned(self, plan_binary: bytes, plan_text: str, summary: dict, digest: str) -> bool:
+        """planning -> planned: the saved plan waits for a confirm."""
+        return self._move(
+            {"state": RunState.PLANNING},
+            state=RunState.PLANNED,
+            plan_binary=plan_binary,
+            plan_text=plan_text,
+            plan_summary=summary,
+            inputs_digest=digest,
+            finished_at=None,
+        )
+
+    def confirm(self, user: Any) -> bool:
+        """planned -> applying: the saved plan waits for a worker to apply it."""
+        return self._move(
+            {"state": RunState.PLANNED},
+            state=RunState.APPLYING,
+            job_wanted="apply",
+            confirmed_by=user,
+            enqueued_at=None,
+            heartbeat_at=None,
+        )
+
+    def discard(self, now: datetime) -> bool:
+        """planned -> discarded: the plan is dropped, nothing was applied."""
+        return self._move(
+            {"state": RunState.PLANNED}, state=RunState.DISCARDED, job_wanted="", finished_at=now
+        )
+
+    def mark_applied(self, outputs: dict, now: datetime) -> bool:
+        """applying -> applied. Loses when the reconciler ended the run meanwhile (its worker was
+        taken for dead): a straggler never brings a run back."""
+        return self._move(
+            {"state": RunState.APPLYING},
+            state=RunState.APPLIED,
+            outputs=outputs,
+            finished_at=now,
+        )
+
+    def mark_errored(
+        self,
+        from_state: str,
+        now: datetime,
+        error: str,
+        code: str = "",
+        workaround: str = "",
+        steps: list | None = None,
+    ) -> bool:
+        """`from_state` -> errored, with the reason and, for a known failure, its workaround."""
+        changes: dict[str, Any] = {
+            "state": RunState.ERRORED,
+            "finished_at": now,
+            "error": error,
+            "error_code": code,
+            "workaround": workaround,
+            "job_wanted": "",
+        }
+        if steps is not None:
+            changes["steps"] = steps
+        return self._move({"state": from_state}, **changes)
+
+    def reconcile(self, now: datetime, reason: str) -> bool:
+        """End a run whose worker stopped beating; loses if the worker beat again meanwhile."""
+        return self._move(
+            {"state": self.state, "heartbeat_at": self.heartbeat_at},
+            state=RunState.ERRORED,
+            finished_at=now,
+            error=reason,
+            error_code="worker_lost",
+            workaround="Retry the run: Terraform converges from the state the dead run left.",
+        )

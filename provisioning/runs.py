@@ -11,15 +11,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from provisioning import outcomes, signals, workspace
+from provisioning import instances, outcomes, signals, workspace
 from provisioning.models import (
     ACTIVE_RUN_STATES,
-    Instance,
     InstanceStatus,
     Run,
     RunState,
-    project_id_for,
-    url_for,
 )
 
 log = logging.getLogger(__name__)
@@ -57,7 +54,7 @@ def runs_for_many(request_ids):
 
 def instance_for_create(slug, customer, settings_of_request):
     """The instance a create request provisions, made (status provisioning) when it is planned."""
-    instance = Instance.objects.filter(slug=slug).exclude(status=InstanceStatus.TORN_DOWN).first()
+    instance = instances.live(slug)
     if instance is not None:
         if (
             instance.status != InstanceStatus.PROVISIONING
@@ -69,17 +66,9 @@ def instance_for_create(slug, customer, settings_of_request):
             instance.save(update_fields=["status", "updated_at"])
         return instance
     try:
-        with transaction.atomic():
-            return Instance.objects.create(
-                slug=slug,
-                customer=customer,
-                status=InstanceStatus.PROVISIONING,
-                gcp_project=project_id_for(slug),
-                url=url_for(slug),
-                **settings_of_request,
-            )
-    except IntegrityError:
-        raise RunRefused(f"An instance {slug!r} already exists.") from None
+        return instances.create(slug, customer, InstanceStatus.PROVISIONING, **settings_of_request)
+    except instances.InstanceExists as exc:
+        raise RunRefused(str(exc)) from None
 
 
 def start(instance, request_id, kind, user, changes, now):
@@ -117,35 +106,26 @@ def start(instance, request_id, kind, user, changes, now):
 
 def confirm(run, user, now):
     """Apply exactly the saved plan: the run moves to applying and waits for a worker."""
-    updated = Run.objects.filter(pk=run.pk, state=RunState.PLANNED).update(
-        state=RunState.APPLYING,
-        job_wanted="apply",
-        confirmed_by=user,
-        enqueued_at=None,
-        heartbeat_at=None,
-    )
-    if not updated:
+    if not run.confirm(user):
         raise RunRefused(f"Run #{run.pk} is not waiting for a confirm.")
     signals.run_event.send(Run, run=run, action="run_confirmed", comment="", at=now, user=user)
     transaction.on_commit(lambda: enqueue(run.pk))
 
 
 def discard(run, user, now):
-    updated = Run.objects.filter(pk=run.pk, state=RunState.PLANNED).update(
-        state=RunState.DISCARDED, job_wanted="", finished_at=now
-    )
-    if not updated:
+    if not run.discard(now):
         raise RunRefused(f"Run #{run.pk} has no plan to discard.")
     outcomes.after_discard(run)
     signals.run_event.send(Run, run=run, action="run_discarded", comment="", at=now, user=user)
 
 
-def enqueue(run_id):
-    from provisioning.jobs import execute_run
+EXECUTE_JOB = "provisioning.jobs.execute_run"
 
+
+def enqueue(run_id):
     try:
         django_rq.get_queue("provisioning").enqueue(
-            execute_run,
+            EXECUTE_JOB,
             run_id,
             job_timeout=settings.PROVISIONING_JOB_TIMEOUT,
             description=f"provisioning run {run_id}",
@@ -200,17 +180,7 @@ def reconcile_runs(now=None):
                 f"The worker running this {run.state} step stopped answering (last heartbeat "
                 f"{run.heartbeat_at.isoformat()}); the run was ended so the instance is free."
             )
-            updated = Run.objects.filter(
-                pk=run.pk, state=run.state, heartbeat_at=run.heartbeat_at
-            ).update(
-                state=RunState.ERRORED,
-                finished_at=now,
-                error=reason,
-                error_code="worker_lost",
-                workaround="Retry the run: Terraform converges from the state the dead run left.",
-            )
-            if updated:
-                run.refresh_from_db()
+            if run.reconcile(now, reason):
                 outcomes.after_error(run)
                 signals.run_event.send(
                     Run, run=run, action="run_errored", comment=reason, at=now, user=None

@@ -3,15 +3,15 @@ from django.contrib import admin, messages
 from django.db import transaction
 
 from requests_app.models import Closure, Comment, Event, Notification, Request, SlaPolicy
+from requests_app.sla import policies
+
+RECOMPUTE_JOB = "requests_app.jobs.recompute_sla_timers"
 
 
 def _recompute_after_commit(request):
     """Policy and closure changes move every open timer: recompute them in a job."""
-    from requests_app import sla
-    from requests_app.jobs import recompute_sla_timers
-
-    sla.invalidate_cache()
-    transaction.on_commit(lambda: django_rq.get_queue("default").enqueue(recompute_sla_timers))
+    policies.invalidate_cache()
+    transaction.on_commit(lambda: django_rq.get_queue("default").enqueue(RECOMPUTE_JOB))
     messages.info(request, "Open SLA timers are being recomputed.")
 
 

@@ -16,7 +16,7 @@ from provisioning.models import Instance, Run
 from requests_app import workflow
 from requests_app.forms import FORMS, ActionForm
 from requests_app.models import Event, Kind, Request, State
-from requests_app.presenters import filter_by_timer_status, sla_json
+from requests_app.sla.status import filter_by_timer_status, sla_json
 
 
 class CanRead(permissions.BasePermission):

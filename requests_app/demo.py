@@ -6,7 +6,8 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from provisioning.models import Instance, InstanceStatus, project_id_for, url_for
+from provisioning import instances
+from provisioning.models import Instance, InstanceStatus
 from requests_app import workflow
 from requests_app.forms import FORMS
 from requests_app.models import Request
@@ -110,17 +111,13 @@ def seed():
     now = timezone.now()
     users = {u.username: u for u in get_user_model().objects.all()}
     for slug, customer, status, version, machine_type, executors in INSTANCES:
-        Instance.objects.get_or_create(
-            slug=slug,
-            defaults={
-                "customer": customer,
-                "status": status,
-                "version": version,
-                "machine_type": machine_type,
-                "executors_enabled": executors,
-                "gcp_project": project_id_for(slug),
-                "url": url_for(slug),
-            },
+        instances.get_or_create(
+            slug,
+            customer,
+            status,
+            version=version,
+            machine_type=machine_type,
+            executors_enabled=executors,
         )
     made = 0
     for external_id, by, kind, fields, days_ago, steps in REQUESTS:

@@ -21,7 +21,8 @@ from django.db import DatabaseError, transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 
-from provisioning.models import Access, Instance, InstanceStatus, project_id_for, url_for
+from provisioning import instances
+from provisioning.models import Access, InstanceStatus
 from requests_app import validation, workflow
 from requests_app.models import (
     FINAL_STATES,
@@ -448,19 +449,13 @@ class _Importer:
         """The live instance a non-create record names; one is made (active) when the portal has
         never heard of the slug. A slug known only as torn down is left unlinked, as filing it
         live would leave it."""
-        instance = Instance.objects.filter(slug=slug).exclude(status="torn_down").first()
-        if instance is not None or Instance.objects.filter(slug=slug).exists():
+        instance = instances.live(slug)
+        if instance is not None or instances.ever_existed(slug):
             return instance
         customer = _text(record, "customer")
         if not customer:
             raise Rejected("customer", f"name the customer; the portal has no instance {slug!r}.")
-        return Instance.objects.create(
-            slug=slug,
-            customer=customer,
-            status=InstanceStatus.ACTIVE,
-            gcp_project=project_id_for(slug),
-            url=url_for(slug),
-        )
+        return instances.create(slug, customer, InstanceStatus.ACTIVE)
 
     # -- the one rule the database cannot check for history
 

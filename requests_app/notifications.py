@@ -1,14 +1,22 @@
-"""Who hears about what. Rows are written in the workflow's transaction and sent by RQ jobs after
-commit; the unique row per (event, channel, topic) and the sender's conditional claim make sure
-nothing goes out twice."""
+"""Who hears about what, and the sending of it.
+
+Rows are written in the workflow's transaction and sent by RQ jobs after commit (the jobs in
+`requests_app.jobs` call `send` and `relay` here); the unique row per (event, channel, topic) and
+the sender's conditional claim make sure nothing goes out twice.
+"""
 
 import logging
+from datetime import timedelta
 
 import django_rq
+import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import F
 from django.urls import reverse
+from django.utils import timezone
 from rq import Retry
 
 from portal import roles
@@ -155,12 +163,15 @@ def on_sla_alerts(requests, which, what, now):
     return created
 
 
-def enqueue_many(notification_ids):
-    from requests_app.jobs import send_notifications
+SEND_JOB = "requests_app.jobs.send_notification"
+SEND_MANY_JOB = "requests_app.jobs.send_notifications"
+MAX_ATTEMPTS = 5
 
+
+def enqueue_many(notification_ids):
     try:
         django_rq.get_queue("default").enqueue(
-            send_notifications,
+            SEND_MANY_JOB,
             notification_ids,
             retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
         )
@@ -171,14 +182,102 @@ def enqueue_many(notification_ids):
 
 
 def enqueue(notification_id):
-    from requests_app.jobs import send_notification
-
     try:
         django_rq.get_queue("default").enqueue(
-            send_notification,
+            SEND_JOB,
             notification_id,
             retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
             job_id=f"notification-{notification_id}",
         )
     except Exception:  # noqa: BLE001 - Redis down: the row stays pending for the relay
         log.exception("could not enqueue notification %s; the relay will retry", notification_id)
+
+
+# -- sending ------------------------------------------------------------------------------------
+
+
+def send(notification_id):
+    """Send one notification. The conditional update claims it, so a duplicate job (a retry that
+    raced a relay, two workers) finds nothing to do."""
+    claimed = Notification.objects.filter(
+        pk=notification_id, status=Notification.Status.PENDING
+    ).update(status=Notification.Status.SENDING, attempts=F("attempts") + 1)
+    if not claimed:
+        return "already handled"
+    notification = Notification.objects.get(pk=notification_id)
+    try:
+        if notification.channel == Notification.Channel.SLACK:
+            _send_slack(notification)
+        else:
+            _send_email(notification)
+    except Exception as exc:
+        give_up = notification.attempts >= MAX_ATTEMPTS
+        Notification.objects.filter(pk=notification_id).update(
+            status=Notification.Status.FAILED if give_up else Notification.Status.PENDING,
+            last_error=f"{exc.__class__.__name__}: {exc}"[:2000],
+        )
+        log.warning(
+            "notification %s failed (attempt %s): %s", notification_id, notification.attempts, exc
+        )
+        raise
+    Notification.objects.filter(pk=notification_id).update(
+        status=Notification.Status.SENT, sent_at=timezone.now(), last_error=""
+    )
+    return "sent"
+
+
+def send_many(notification_ids):
+    """Send a batch (the sweep's alerts). Each is claimed on its own, so a retry of the batch
+    sends only what is still pending; the batch fails (and is retried) if any failed."""
+    failures = []
+    for pk in notification_ids:
+        try:
+            send(pk)
+        except Exception as exc:  # noqa: BLE001 - the others still go out
+            failures.append(f"{pk}: {exc}")
+    if failures:
+        raise RuntimeError(f"{len(failures)} notifications failed: {'; '.join(failures[:5])}")
+    return len(notification_ids)
+
+
+def _send_slack(notification):
+    if not settings.SLACK_WEBHOOK_URL:
+        raise RuntimeError("SLACK_WEBHOOK_URL is not set")
+    response = requests.post(
+        settings.SLACK_WEBHOOK_URL,
+        json={"text": notification.body},
+        timeout=10,
+    )
+    response.raise_for_status()
+
+
+def _send_email(notification):
+    send_mail(
+        notification.subject,
+        notification.body,
+        settings.DEFAULT_FROM_EMAIL,
+        notification.recipients,
+        fail_silently=False,
+    )
+
+
+RELAY_GRACE = timedelta(minutes=2)
+LIVE_JOB_STATUSES = {"queued", "scheduled", "started", "deferred"}
+
+
+def relay(now=None):
+    """Enqueue again the notifications that were committed but whose job never reached Redis
+    (Redis was down at commit) or was lost. The sender's claim makes a duplicate harmless."""
+    now = now or timezone.now()
+    queue = django_rq.get_queue("default")
+    relayed = 0
+    stale = Notification.objects.filter(
+        status=Notification.Status.PENDING, created_at__lt=now - RELAY_GRACE
+    ).values_list("pk", flat=True)
+    for pk in stale.iterator():
+        job = queue.fetch_job(f"notification-{pk}")
+        if job is not None and job.get_status(refresh=False) in LIVE_JOB_STATUSES:
+            continue
+        enqueue(pk)
+        relayed += 1
+    return relayed

@@ -14,10 +14,10 @@ from django.views.decorators.http import require_POST
 from portal import roles
 from provisioning import runs
 from provisioning.models import Instance, InstanceStatus
-from requests_app import sla, validation, workflow
+from requests_app import validation, workflow
 from requests_app.forms import FORMS, ActionForm, CommentForm
 from requests_app.models import OPEN_STATES, Event, Kind, Request, State
-from requests_app.sla_calendar import WORKING
+from requests_app.sla import policies, status
 from requests_app.transitions import RULES
 
 KIND_HELP = {
@@ -36,11 +36,8 @@ def with_timers(rows):
     now = timezone.now()
     rows = list(rows)
     for row in rows:
-        row.sla = sla.sla_json(row, now)
-        row.working = {
-            which: (lambda t: t is not None and t.mode == WORKING)(sla.target_for(row, which))
-            for which in sla.TIMERS
-        }
+        row.sla = status.sla_json(row, now)
+        row.working = {which: policies.is_working(row, which) for which in policies.TIMERS}
     return rows
 
 

@@ -9,10 +9,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from portal import roles
-from provisioning import outcomes, runs
-from provisioning.models import Instance, RunState, project_id_for, url_for
-from requests_app import notifications, sla
+from provisioning import instances, outcomes, runs
+from provisioning.models import Instance, InstanceStatus, RunState
+from requests_app import notifications
 from requests_app.models import Approval, Comment, Event, Kind, Request, State
+from requests_app.sla import timers
 from requests_app.transitions import COMMENT_ROLES, FILE_ROLES, RULES, RUN_ACTIONS
 
 
@@ -142,7 +143,7 @@ def file_request(user, kind, cleaned, *, now=None, notify=True, external_id=None
     slug = cleaned["instance"]
     instance = None
     if kind != Kind.CREATE:
-        instance = Instance.objects.filter(slug=slug).exclude(status="torn_down").first()
+        instance = instances.live(slug)
     try:
         with transaction.atomic():
             request = Request(
@@ -158,7 +159,7 @@ def file_request(user, kind, cleaned, *, now=None, notify=True, external_id=None
                 created_at=now,
                 **fields,
             )
-            sla.on_filed(request)
+            timers.on_filed(request)
             request.save(force_insert=True)
             event = Event.objects.create(
                 request=request,
@@ -219,7 +220,7 @@ def perform(
         for name, value in changes.items():
             setattr(request, name, value)
         # The update holds the row lock now: read the timers as they are, not as they were.
-        request.refresh_from_db(fields=sla.TIMER_FIELDS)
+        request.refresh_from_db(fields=timers.TIMER_FIELDS)
         event = Event.objects.create(
             request=request,
             at=now,
@@ -230,7 +231,7 @@ def perform(
             comment=comment or "",
             data={"due_at": due_at.isoformat()} if due_at else {},
         )
-        _save_timers(request, sla.on_event(request, event, user))
+        _save_timers(request, timers.on_event(request, event, user))
         if action in ("approve", "reject", "tech_approve", "tech_reject"):
             _record_decision(request, user, action, now)
         if action == "complete":
@@ -265,23 +266,17 @@ def apply_outcome(request, now):
     """What a request done by hand means for its instance (a run does the same when it
     applies, through the same provisioning.outcomes function)."""
     if request.kind == Kind.CREATE:
-        instance = request.instance or Instance(
-            slug=request.instance_slug,
-            gcp_project=project_id_for(request.instance_slug),
-            url=url_for(request.instance_slug),
-        )
-        instance.customer = request.customer
-        instance.zone = request.zone or instance.zone
-        instance.machine_type = request.machine_type or instance.machine_type
-        instance.access = request.access or instance.access
-        instance.allowed_ip_ranges = request.allowed_ip_ranges
-        instance.users, instance.repositories = request.users, request.repositories
-        instance.version = request.target_version or instance.version
-        try:
-            with transaction.atomic():
-                outcomes.apply_outcome(instance, Kind.CREATE)
-        except IntegrityError:
-            raise Conflict(f"An instance {request.instance_slug!r} already exists.") from None
+        fields = instance_fields(request)
+        if request.instance is None:
+            try:
+                instance = instances.create(
+                    request.instance_slug, request.customer, InstanceStatus.PROVISIONING, **fields
+                )
+            except instances.InstanceExists as exc:
+                raise Conflict(str(exc)) from None
+        else:
+            instance = instances.update(request.instance, customer=request.customer, **fields)
+        outcomes.apply_outcome(instance, Kind.CREATE)
         if request.instance_id is None:
             Request.objects.filter(pk=request.pk).update(instance=instance)
             request.instance = instance
@@ -292,23 +287,27 @@ def apply_outcome(request, now):
         )
 
 
+def instance_fields(request):
+    """What a create request asks of its instance; a field left empty takes the model's default."""
+    field = Instance._meta.get_field
+    return {
+        "zone": request.zone or field("zone").default,
+        "machine_type": request.machine_type or field("machine_type").default,
+        "access": request.access or field("access").default,
+        "allowed_ip_ranges": request.allowed_ip_ranges,
+        "users": request.users,
+        "repositories": request.repositories,
+        "version": request.target_version or "",
+    }
+
+
 def _run_action(request, action, user, now):
     try:
         if action in ("plan", "retry"):
             instance = request.instance
             if request.kind == Kind.CREATE:
                 instance = runs.instance_for_create(
-                    request.instance_slug,
-                    request.customer,
-                    {
-                        "zone": request.zone or "us-central1-f",
-                        "machine_type": request.machine_type or "n1-standard-8",
-                        "access": request.access or "public_sso",
-                        "allowed_ip_ranges": request.allowed_ip_ranges,
-                        "users": request.users,
-                        "repositories": request.repositories,
-                        "version": request.target_version or "",
-                    },
+                    request.instance_slug, request.customer, instance_fields(request)
                 )
                 if request.instance_id != instance.pk:
                     Request.objects.filter(pk=request.pk).update(instance=instance)
@@ -336,7 +335,7 @@ def finish_by_run(run, at):
         if not updated:
             return request
         request.state = State.DONE
-        request.refresh_from_db(fields=sla.TIMER_FIELDS)
+        request.refresh_from_db(fields=timers.TIMER_FIELDS)
         event = Event.objects.create(
             request=request,
             at=at,
@@ -347,7 +346,7 @@ def finish_by_run(run, at):
             comment=f"Provisioning run #{run.pk} applied.",
             data={"run": run.pk},
         )
-        _save_timers(request, sla.on_event(request, event, None))
+        _save_timers(request, timers.on_event(request, event, None))
         notifications.on_event(request, event, at)
     return request
 
@@ -391,7 +390,7 @@ def add_comment(user, request_id, body, *, now=None, notify=True):
             comment=body,
         )
         Comment.objects.create(request=request, author=user, body=body, created_at=now, event=event)
-        _save_timers(request, sla.on_event(request, event, user))
+        _save_timers(request, timers.on_event(request, event, user))
     return request
 
 

@@ -19,7 +19,7 @@ import sys
 
 from google.api_core import exceptions as gexc
 
-from provisioning.sandbox.compute import Compute, ComputeError, error_reason
+from provisioning.compute import Compute, ComputeError, error_reason
 
 
 def _register(compute, args):

@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from portal import roles
 from provisioning.models import Instance
-from requests_app import sla
 from requests_app.models import Request
+from requests_app.sla import policies
 from tests.browser.conftest import sign_in
 from tests.dashboards.factories import random_rows
 
@@ -33,7 +33,7 @@ def seeded():
     for name in roles.ALL_ROLES:
         Group.objects.get_or_create(name=name)
     call_command("seed_demo", stdout=io.StringIO())
-    sla.invalidate_cache()
+    policies.invalidate_cache()
     people = {u.username: u for u in get_user_model().objects.all()}
     random_rows(
         people["ce"], [people["devops"], people["devops2"]], timezone.now(), 80, seed=21, days=85

@@ -4,8 +4,8 @@ import signal
 
 import pytest
 
+from provisioning.compute import Compute
 from provisioning.models import Instance
-from provisioning.sandbox.compute import Compute
 from provisioning.sandbox.server import start_in_thread
 from requests_app import workflow
 from requests_app.forms import FORMS

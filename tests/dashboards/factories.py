@@ -6,9 +6,10 @@ import random
 from datetime import timedelta
 
 from provisioning.models import Instance
-from requests_app import sla, workflow
+from requests_app import workflow
 from requests_app.forms import FORMS
 from requests_app.models import Kind, Request, State
+from requests_app.sla import timers
 
 _slugs = itertools.count(1)
 
@@ -63,7 +64,7 @@ def timed_request(
     target_days=None,
 ):
     """A request row whose clocks follow the given instants, stored as the SLA engine stores
-    them (sla.recompute); `pauses` are (begin, end or None) pairs."""
+    them (timers.recompute); `pauses` are (begin, end or None) pairs."""
     request = Request(
         kind=kind,
         customer=customer,
@@ -96,7 +97,7 @@ def timed_request(
     elif cancelled is not None:
         state, request.ended_at = State.CANCELLED, cancelled
     request.state = state
-    sla.recompute(request)
+    timers.recompute(request)
     request.save(force_insert=True)
     return request
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from requests_app import sla
+from requests_app.sla import policies
 from tests.dashboards.factories import random_rows
 from tests.factories import make_user
 
@@ -18,9 +18,9 @@ URL = "/api/v1/sla/summary/"
 
 @pytest.fixture(autouse=True)
 def fresh_sla_cache():
-    sla.invalidate_cache()
+    policies.invalidate_cache()
     yield
-    sla.invalidate_cache()
+    policies.invalidate_cache()
 
 
 def api(user=None, token=False):

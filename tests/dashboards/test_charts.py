@@ -2,8 +2,8 @@
 
 from datetime import date, timedelta
 
-from requests_app import charts
-from requests_app.dashboards import Tally
+from dashboards import charts
+from dashboards.figures import Tally
 
 
 def week(met, breached):

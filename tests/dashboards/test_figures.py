@@ -8,9 +8,11 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
-from requests_app import dashboards, sla, sla_calendar
-from requests_app.dashboards import Period, PeriodForm
+from dashboards import figures as dashboards
+from dashboards.figures import Period, PeriodForm
 from requests_app.models import Closure, Request
+from requests_app.sla import calendar as sla_calendar
+from requests_app.sla import policies, status, timers
 from tests.dashboards.factories import act, file, queued, random_rows, timed_request
 
 LA = ZoneInfo("America/Los_Angeles")
@@ -23,9 +25,9 @@ def la(*args):
 
 @pytest.fixture(autouse=True)
 def fresh_sla_cache():
-    sla.invalidate_cache()
+    policies.invalidate_cache()
     yield
-    sla.invalidate_cache()
+    policies.invalidate_cache()
 
 
 def period(since, until, **filters):
@@ -168,7 +170,7 @@ def test_the_period_includes_since_and_excludes_until(users):
 
 
 def test_row_statuses_agree_with_the_timer_json(users):
-    """Each request's computed statuses are those of its timers' JSON (sla.sla_json)."""
+    """Each request's computed statuses are those of its timers' JSON (status.sla_json)."""
     devops = users["devops"]
     base = la(2026, 3, 2, 9)
     rows = []
@@ -196,13 +198,13 @@ def test_row_statuses_agree_with_the_timer_json(users):
             act(who, request, action, start + timedelta(hours=hours), **extra)
         rows.append(request.pk)
     seen = la(2026, 3, 24, 12)
-    calendar = sla.get_calendar()
+    calendar = policies.get_calendar()
     for row in Request.objects.filter(pk__in=rows).values(*dashboards.ROW_FIELDS, "target_due_at"):
         facts = dashboards.row_facts(row, seen, calendar)
         request = Request.objects.get(pk=row["id"])
         with time_machine.travel(seen, tick=False):
-            timers = sla.sla_json(request)
-        for which in sla.TIMERS:
+            timers = status.sla_json(request)
+        for which in policies.TIMERS:
             timer = timers[which]
             expected = None
             if timer is not None:
@@ -226,7 +228,7 @@ PERIODS = [
 def many(users):
     engineers = [users["devops"], users["devops2"]]
     Closure.objects.create(date=la(2026, 2, 4).date(), reason="offsite")
-    sla.invalidate_cache()
+    policies.invalidate_cache()
     return random_rows(users["ce"], engineers, la(2026, 3, 25, 15), 400, seed=3, days=160)
 
 
@@ -265,7 +267,7 @@ def test_working_days_in_sql_equal_the_calendar_arithmetic(many):
     """Row by row: the SQL's working time (array lookups) is sla_calendar's elapsed time."""
     now = la(2026, 3, 25, 15)
     whole = Period(*PERIODS[2])
-    calendar = sla.get_calendar()
+    calendar = policies.get_calendar()
     by_id = {r.pk: r for r in Request.objects.all()}
     checked = paused = 0
     for row in dashboards._csv_rows_sql(whole, now, calendar):
@@ -278,7 +280,7 @@ def test_working_days_in_sql_equal_the_calendar_arithmetic(many):
             request.resolution_started_at,
             request.resolution_stopped_at,
             calendar,
-            sla.closed_pauses_of(request),
+            timers.closed_pauses_of(request),
         )
         assert row["resolution_working_days"] == pytest.approx(expected / DAY, abs=1e-9)
         checked += 1

@@ -13,17 +13,18 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from requests_app import dashboards, sla
-from requests_app.dashboard_views import BOARD_ROWS
+from dashboards import figures as dashboards
+from dashboards.views import BOARD_ROWS
+from requests_app.sla import policies
 from tests.dashboards.factories import make_instance, random_rows, timed_request
 from tests.factories import make_user
 
 
 @pytest.fixture(autouse=True)
 def fresh_sla_cache():
-    sla.invalidate_cache()
+    policies.invalidate_cache()
     yield
-    sla.invalidate_cache()
+    policies.invalidate_cache()
 
 
 @pytest.fixture

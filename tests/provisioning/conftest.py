@@ -1,6 +1,6 @@
 import pytest
 
-from provisioning.sandbox.compute import Compute, clients
+from provisioning.compute import Compute, clients
 from provisioning.sandbox.server import start_in_thread
 
 PROJECT = "mi-acme"

@@ -5,8 +5,8 @@ import sys
 
 import requests
 
+from provisioning.compute import Compute
 from provisioning.sandbox import cli
-from provisioning.sandbox.compute import Compute
 
 from .conftest import PROJECT, ZONE
 

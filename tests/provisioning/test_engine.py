@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from portal import devservices
 from provisioning import runs
+from provisioning.compute import Compute
 from provisioning.models import Instance, Run
-from provisioning.sandbox.compute import Compute
 from provisioning.sandbox.server import start_in_thread
 from requests_app import workflow
 from requests_app.forms import FORMS

@@ -10,7 +10,7 @@ from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import compute_v1
 
-from provisioning.sandbox.compute import Compute, OperationFailed, clients, error_reason
+from provisioning.compute import Compute, OperationFailed, clients, error_reason
 from provisioning.sandbox.server import start_in_thread
 
 from .conftest import PROJECT, ZONE

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioning.sandbox.compute import Compute
+from provisioning.compute import Compute
 from provisioning.sandbox.server import start_in_thread
 from provisioning.terraform import command as terraform_command
 

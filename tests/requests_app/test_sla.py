@@ -9,9 +9,11 @@ import pytest
 import time_machine
 from django.core.management import call_command
 
-from requests_app import sla, workflow
+from requests_app import workflow
 from requests_app.forms import FORMS
 from requests_app.models import Closure, Request, SlaPolicy
+from requests_app.sla import policies, status
+from requests_app.sla import timers as sla_timers
 from tests.factories import PASSWORD, make_instance
 
 LA = ZoneInfo("America/Los_Angeles")
@@ -28,9 +30,9 @@ def iso(instant):
 
 @pytest.fixture(autouse=True)
 def fresh_sla_cache():
-    sla.invalidate_cache()
+    policies.invalidate_cache()
     yield
-    sla.invalidate_cache()
+    policies.invalidate_cache()
 
 
 def file(user, kind="create", at=None, **data):
@@ -47,7 +49,7 @@ def act(user, request, action, at, **extra):
 def timers(request, at):
     request = Request.objects.get(pk=request.pk)
     with time_machine.travel(at, tick=False):
-        return sla.sla_json(request)
+        return status.sla_json(request)
 
 
 def test_a_create_request_from_filing_to_done(users):
@@ -215,7 +217,7 @@ def test_changing_a_policy_or_adding_a_closure_recomputes_open_timers(users):
     )
     upgrade_due = Request.objects.get(pk=upgrade.pk).resolution_due_at
     Closure.objects.create(date=la(2026, 4, 9).date(), reason="Company offsite")
-    assert sla.recompute_open() == 1
+    assert sla_timers.recompute_open() == 1
     assert Request.objects.get(pk=upgrade.pk).resolution_due_at == upgrade_due
     after = Request.objects.get(pk=request.pk)
     assert after.resolution_due_at == la(2026, 4, 29, 10)
@@ -223,7 +225,7 @@ def test_changing_a_policy_or_adding_a_closure_recomputes_open_timers(users):
     at = la(2026, 4, 10, 10)
     assert timers(after, at)["resolution"]["elapsed_seconds"] == DAY + 2 * DAY - DAY
     SlaPolicy.objects.filter(kind="create").update(resolution_target=timedelta(days=5))
-    sla.recompute_open()
+    sla_timers.recompute_open()
     assert Request.objects.get(pk=request.pk).resolution_due_at == la(2026, 4, 15, 10)
 
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from requests_app.sla_calendar import (
+from requests_app.sla.calendar import (
     CALENDAR,
     WORKING,
     WorkingCalendar,

@@ -8,9 +8,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db import connection
 
-from requests_app import sla, sweep, workflow
+from requests_app import workflow
 from requests_app.forms import FORMS
 from requests_app.models import Notification, Request
+from requests_app.sla import policies, sweep
 
 LA = ZoneInfo("America/Los_Angeles")
 
@@ -21,7 +22,7 @@ def la(*args):
 
 @pytest.fixture(autouse=True)
 def fresh_sla_cache():
-    sla.invalidate_cache()
+    policies.invalidate_cache()
 
 
 def queued_request(users, slug, filed, approved):

@@ -8,9 +8,9 @@ import logging
 from django.db import connection, transaction
 from django.utils import timezone
 
-from requests_app import notifications, sla
-from requests_app.models import Kind, Request
-from requests_app.sla_calendar import WORKING
+from requests_app import notifications
+from requests_app.models import Request
+from requests_app.sla.policies import RESOLUTION, TIMERS, get_calendar, working_kinds
 
 log = logging.getLogger(__name__)
 BATCH = 1000
@@ -23,18 +23,9 @@ def _due(which, moment, claim, now):
         f"{which}_stopped_at__isnull": True,
         "ended_at__isnull": True,
     }
-    if which == sla.RESOLUTION:
+    if which == RESOLUTION:
         conditions["resolution_paused_at__isnull"] = True
     return Request.objects.filter(**conditions).order_by()
-
-
-def _working_kinds(which):
-    kinds = []
-    for kind in Kind.values:
-        target = sla.target_for(Request(kind=kind), which)
-        if target is not None and target.mode == WORKING:
-            kinds.append(kind)
-    return kinds
 
 
 def _claim(ids, column, now):
@@ -62,9 +53,9 @@ def _alert(ids, which, what, now):
 def run(now=None):
     """One sweep. Returns how many alerts it claimed, by topic."""
     now = now or timezone.now()
-    calendar = sla.get_calendar()
+    calendar = get_calendar()
     sent = {}
-    for which in sla.TIMERS:
+    for which in TIMERS:
         # Breaches first: a timer found past due is not warned about being at risk any more.
         breached = _due(which, "due", "breach_alerted_at", now)
         while ids := list(breached.values_list("pk", flat=True)[:BATCH]):
@@ -76,7 +67,7 @@ def run(now=None):
                     sent[topic] = sent.get(topic, 0) + _alert(claimed, which, "breached", now)
         warnings = _due(which, "warn", "warned_at", now).filter(**{f"{which}_due_at__gt": now})
         if not calendar.is_working_time(now):
-            warnings = warnings.exclude(kind__in=_working_kinds(which))
+            warnings = warnings.exclude(kind__in=working_kinds(which))
         while ids := list(warnings.values_list("pk", flat=True)[:BATCH]):
             with transaction.atomic():
                 claimed = _claim(ids, f"{which}_warned_at", now)

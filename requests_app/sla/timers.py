@@ -1,93 +1,28 @@
-"""SLA timers (CONTRACTS.md section 4): policies, the clocks kept on the request row, their JSON.
+"""The clocks kept on the request row: started, stopped, paused, and each open timer's due and
+75% instants, which the sweep finds with one indexed query.
 
-The workflow calls `on_event` inside each transition's transaction; it starts, stops and pauses
-the clocks and stores each open timer's due and 75% instants, which the sweep finds with one
-indexed query. The arithmetic lives in `sla_calendar`, which knows nothing of Django.
+The workflow calls `on_event` inside each transition's transaction. The arithmetic lives in
+`calendar`, which knows nothing of Django; the targets come from `policies`.
 """
 
 import json
-import threading
-import time
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from django.conf import settings
 from django.db import connection, transaction
-from django.utils import timezone
 
 from portal import roles
-from requests_app import sla_calendar
-from requests_app.models import Closure, Kind, Request, SlaPolicy, State
-from requests_app.sla_calendar import CALENDAR, WORKING
-
-AT_RISK_FRACTION = 0.75
-TARGET_DATE = SlaPolicy.Mode.TARGET_DATE
-RESPONSE, RESOLUTION = "response", "resolution"
-TIMERS = (RESPONSE, RESOLUTION)
-
-# The table of section 4: (response target, mode), (resolution target, mode).
-DEFAULT_POLICIES = {
-    Kind.CREATE: ((timedelta(hours=24), CALENDAR), (timedelta(days=15), WORKING)),
-    Kind.SUSPEND: ((timedelta(hours=24), CALENDAR), (timedelta(days=15), WORKING)),
-    Kind.RESUME: ((timedelta(hours=24), CALENDAR), (timedelta(days=15), WORKING)),
-    Kind.TEARDOWN: ((timedelta(hours=24), CALENDAR), (timedelta(days=15), WORKING)),
-    Kind.ENABLE_EXECUTORS: ((timedelta(hours=24), CALENDAR), (timedelta(days=15), WORKING)),
-    Kind.UPGRADE: ((None, CALENDAR), (timedelta(days=7), CALENDAR)),
-    Kind.FEATURE: ((timedelta(hours=24), CALENDAR), (None, TARGET_DATE)),
-}
-
-
-@dataclass(frozen=True)
-class Target:
-    seconds: float | None  # None: no target (a feature before set_target)
-    mode: str  # calendar or working
-
-
-# -- configuration, cached per process ---------------------------------------------------------
-
-_cache = {"at": 0.0, "calendar": None, "policies": None}
-_lock = threading.Lock()
-CACHE_SECONDS = 30
-
-
-def invalidate_cache():
-    with _lock:
-        _cache["at"] = 0.0
-
-
-def _load():
-    with _lock:
-        if _cache["calendar"] is not None and time.monotonic() - _cache["at"] < CACHE_SECONDS:
-            return _cache["calendar"], _cache["policies"]
-    calendar = sla_calendar.WorkingCalendar(
-        settings.SLA_TIMEZONE,
-        settings.SLA_HOLIDAYS,
-        closures=list(Closure.objects.values_list("date", flat=True)),
-    )
-    policies = {p.kind: p for p in SlaPolicy.objects.all()}
-    with _lock:
-        _cache.update(at=time.monotonic(), calendar=calendar, policies=policies)
-    return calendar, policies
-
-
-def get_calendar():
-    return _load()[0]
-
-
-def target_for(request, which, policies=None):
-    """The timer's target for this request, or None when the kind has no such timer."""
-    policies = policies if policies is not None else _load()[1]
-    started = _epoch(request.resolution_started_at)
-    found = _target_seconds(request.kind, which, started, _epoch(request.target_due_at), policies)
-    if found is None:
-        # A feature before set_target still has a (running) resolution timer, without target.
-        policy = policies.get(request.kind)
-        mode = policy.resolution_mode if policy else DEFAULT_POLICIES[request.kind][1][1]
-        if which == RESOLUTION and mode == TARGET_DATE:
-            return Target(None, CALENDAR)
-        return None
-    return Target(*found)
-
+from requests_app.models import Kind, Request, State
+from requests_app.sla import calendar as sla_calendar
+from requests_app.sla.policies import (
+    AT_RISK_FRACTION,
+    RESOLUTION,
+    RESPONSE,
+    TIMERS,
+    invalidate_cache,
+    load,
+    target_for,
+    target_seconds,
+)
 
 # -- the clocks on the row ---------------------------------------------------------------------
 
@@ -151,32 +86,12 @@ def closed_pauses_of(request):
     return [(begin, end) for begin, end in pauses_of(request) if end is not None]
 
 
-def _target_seconds(kind, which, started, target_due_at, policies):
-    """(seconds, mode) of a timer, or None: `started` and `target_due_at` in epoch seconds."""
-    policy = policies.get(kind)
-    if policy is not None:
-        target, mode = (
-            (policy.response_target, policy.response_mode)
-            if which == RESPONSE
-            else (policy.resolution_target, policy.resolution_mode)
-        )
-    else:
-        target, mode = DEFAULT_POLICIES[kind][0 if which == RESPONSE else 1]
-    if mode == TARGET_DATE:
-        if target_due_at is None or started is None:
-            return None
-        return target_due_at - started, CALENDAR
-    if target is None:
-        return None
-    return target.total_seconds(), mode
-
-
 def instants(kind, which, started, target_due_at, closed_pauses, calendar, policies):
     """(due, warn) in epoch seconds for one timer, counting closed pauses only; (None, None)
     when it has not started or has no target. Used for one request and in bulk alike."""
     if started is None:
         return None, None
-    found = _target_seconds(kind, which, started, target_due_at, policies)
+    found = target_seconds(kind, which, started, target_due_at, policies)
     if found is None:
         return None, None
     seconds, mode = found
@@ -200,7 +115,7 @@ def recompute(request, calendar=None, policies=None):
     open the stored instants are those the timer had when it was paused (the sweep skips
     paused timers, and a timer paused after its due instant stays breached)."""
     if calendar is None or policies is None:
-        calendar, policies = _load()
+        calendar, policies = load()
     changed = set()
     target_due = _epoch(request.target_due_at)
     for which in TIMERS:
@@ -226,78 +141,6 @@ TIMER_FIELDS = [
 ] + ["resolution_pauses", "resolution_paused_at", "ended_at"]
 
 
-# -- the JSON of section 4 ---------------------------------------------------------------------
-
-
-def _iso(value):
-    return timezone.localtime(value).isoformat() if value else None
-
-
-def timer_json(request, which, now=None, calendar=None, policies=None):
-    if calendar is None or policies is None:
-        calendar, policies = _load()
-    target = target_for(request, which, policies)
-    if target is None:
-        return None
-    now = now or timezone.now()
-    started = getattr(request, f"{which}_started_at")
-    stopped = getattr(request, f"{which}_stopped_at")
-    pauses = pauses_of(request) if which == RESOLUTION else []
-    paused = bool(pauses and pauses[-1][1] is None and stopped is None)
-    cancelled = request.state in (State.REJECTED, State.CANCELLED) and stopped is None
-    if started is None:
-        return {
-            "started_at": None,
-            "due_at": None,
-            "stopped_at": None,
-            "paused": False,
-            "elapsed_seconds": 0,
-            "remaining_seconds": int(target.seconds) if target.seconds is not None else None,
-            "status": "cancelled" if cancelled else "pending",
-            "at_risk": False,
-        }
-    until = stopped or (request.ended_at if cancelled else None) or now
-    until = max(until, started)
-    elapsed = sla_calendar.elapsed_seconds(target.mode, started, until, calendar, pauses)
-    due = None
-    remaining = None
-    if target.seconds is not None:
-        remaining = target.seconds - elapsed
-        if not paused:
-            due = sla_calendar.due_instant(target.mode, started, target.seconds, calendar, pauses)
-    breached = remaining is not None and remaining < 0
-    if cancelled:
-        status = "cancelled"
-    elif stopped is not None:
-        status = "breached" if breached else "met"
-    elif breached:
-        status = "breached"
-    elif paused:
-        status = "paused"
-    else:
-        status = "running"
-    at_risk = (
-        status == "running"
-        and target.seconds is not None
-        and elapsed >= AT_RISK_FRACTION * target.seconds
-    )
-    return {
-        "started_at": _iso(started),
-        "due_at": _iso(due),
-        "stopped_at": _iso(stopped),
-        "paused": paused,
-        "elapsed_seconds": int(elapsed),
-        "remaining_seconds": int(remaining) if remaining is not None else None,
-        "status": status,
-        "at_risk": at_risk,
-    }
-
-
-def sla_json(request, now=None):
-    calendar, policies = _load()
-    return {which: timer_json(request, which, now, calendar, policies) for which in TIMERS}
-
-
 BULK_COLUMNS = ["response_due_at", "response_warn_at", "resolution_due_at", "resolution_warn_at"]
 
 
@@ -305,7 +148,7 @@ def recompute_open(batch_size=5000):
     """Recompute every unfinished timer after a policy or closure change. Elapsed and paused
     time are kept because they follow from the start, the pauses and the calendar."""
     invalidate_cache()
-    calendar, policies = _load()
+    calendar, policies = load()
     if connection.vendor == "postgresql":
         return _recompute_open_postgresql(calendar, policies, batch_size)
     changed, batch = 0, []

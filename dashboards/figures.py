@@ -41,8 +41,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from portal import roles
-from requests_app import sla, sla_calendar
 from requests_app.models import Kind, Request
+from requests_app.sla import calendar as sla_calendar
+from requests_app.sla.policies import TIMERS, get_calendar
 
 DAY_SECONDS = 86400
 DEFAULT_DAYS = 90
@@ -289,7 +290,7 @@ def compute(period, now=None, engine=None):
     `engine` forces "sql" (PostgreSQL only) or "python"; by default the database decides."""
     now = now or timezone.now()
     engine = engine or ("sql" if connection.vendor == "postgresql" else "python")
-    calendar = sla.get_calendar()
+    calendar = get_calendar()
     if engine == "sql":
         groups = _groups_sql(period, now, calendar)
     else:
@@ -355,7 +356,7 @@ ROW_FIELDS = [
     "instance_slug",
     "assignee_id",
     "created_at",
-    *[f"{which}_{name}" for which in sla.TIMERS for name in ("started_at", "due_at", "warn_at")],
+    *[f"{which}_{name}" for which in TIMERS for name in ("started_at", "due_at", "warn_at")],
     "response_stopped_at",
     "resolution_stopped_at",
     "resolution_pauses",
@@ -687,7 +688,7 @@ def csv_rows(period, now=None, engine=None):
     the order of CSV_COLUMNS; the same facts as `compute` counts."""
     now = now or timezone.now()
     engine = engine or ("sql" if connection.vendor == "postgresql" else "python")
-    calendar = sla.get_calendar()
+    calendar = get_calendar()
     if engine == "sql":
         rows = _csv_rows_sql(period, now, calendar)
     else:

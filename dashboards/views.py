@@ -1,6 +1,6 @@
 """The managers' SLA dashboard, its CSV export and JSON summary, the DevOps board and the fleet.
 
-Every figure comes from `dashboards.compute`; the views only choose what to show. Each page
+Every figure comes from `figures.compute`; the views only choose what to show. Each page
 runs a fixed number of queries whatever the number of requests (the tests count them).
 """
 
@@ -22,12 +22,13 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from dashboards import charts, figures, fleet
 from portal import roles
-from requests_app import charts, dashboards, fleet, sla
 from requests_app.api import CanRead
 from requests_app.models import Kind, Request, State
-from requests_app.presenters import at_risk_q, breached_q
-from requests_app.sla_calendar import WORKING
+from requests_app.sla import policies, timers
+from requests_app.sla.calendar import WORKING
+from requests_app.sla.status import at_risk_q, breached_q, timer_json
 from requests_app.templatetags.sla_tags import timer_bar
 from requests_app.views import require_reader, with_timers
 
@@ -48,7 +49,7 @@ CARD_FIELDS = [
     "created_at",
     "target_due_at",
     "assignee__username",
-    *sla.TIMER_FIELDS,
+    *timers.TIMER_FIELDS,
 ]
 # What breaches soonest first.
 BY_DUE = (
@@ -65,7 +66,7 @@ BY_DUE = (
 def sla_dashboard(request):
     require_reader(request.user)
     now = timezone.now()
-    form = dashboards.PeriodForm(request.GET, now=now)
+    form = figures.PeriodForm(request.GET, now=now)
     context = {
         "form": form,
         "kinds": Kind.choices,
@@ -74,9 +75,9 @@ def sla_dashboard(request):
     }
     if form.is_valid():
         period = form.period()
-        figures = dashboards.compute(period, now)
+        result = figures.compute(period, now)
         attention = (
-            dashboards.period_requests(period)
+            figures.period_requests(period)
             .filter(ended_at__isnull=True)
             .filter(at_risk_q(now) | breached_q(now))
             .with_related()
@@ -85,15 +86,15 @@ def sla_dashboard(request):
         labels = dict(Kind.choices)
         context.update(
             period=period,
-            figures=figures,
+            figures=result,
             kind_rows=[
                 {"kind": kind, "label": labels[kind], "figures": tally.as_json()}
-                for kind, tally in figures.kinds.items()
+                for kind, tally in result.kinds.items()
             ],
-            total=figures.total.as_json(),
+            total=result.total.as_json(),
             attention=with_timers(attention),
-            trend_chart=charts.trend_chart(figures.weeks),
-            load_chart=charts.load_chart(figures.engineers),
+            trend_chart=charts.trend_chart(result.weeks),
+            load_chart=charts.load_chart(result.engineers),
             query=request.GET.urlencode(),
         )
     return render(request, "dashboards/sla.html", context, status=200 if form.is_valid() else 400)
@@ -134,7 +135,7 @@ class _Echo:
 def sla_export(request):
     """The requests behind the dashboard's figures, with their timers, as CSV."""
     require_reader(request.user)
-    form = dashboards.PeriodForm(request.GET)
+    form = figures.PeriodForm(request.GET)
     if not form.is_valid():
         return render(
             request,
@@ -146,8 +147,8 @@ def sla_export(request):
     writer = csv.writer(_Echo())
 
     def lines():
-        yield writer.writerow(dashboards.CSV_COLUMNS)
-        for row in dashboards.csv_rows(period, form.now):
+        yield writer.writerow(figures.CSV_COLUMNS)
+        for row in figures.csv_rows(period, form.now):
             yield writer.writerow(row)
 
     name = f"sla-{period.first_day.isoformat()}-to-{period.last_day.isoformat()}.csv"
@@ -202,11 +203,11 @@ class SlaSummaryView(APIView):
         responses={200: SUMMARY_SCHEMA, 400: OpenApiTypes.OBJECT},
     )
     def get(self, request):
-        form = dashboards.PeriodForm(request.query_params)
+        form = figures.PeriodForm(request.query_params)
         if not form.is_valid():
             return Response(form.error_json(), status=400)
-        figures = dashboards.compute(form.period(), form.now)
-        return Response(dashboards.summary_json(figures))
+        result = figures.compute(form.period(), form.now)
+        return Response(figures.summary_json(result))
 
 
 # -- the DevOps board --------------------------------------------------------------------------
@@ -235,7 +236,7 @@ def board(request):
         {"state": state, "label": label, "count": counts.get(state, 0), "cards": cards[state]}
         for state, label in BOARD_COLUMNS
     ]
-    calendar = sla.get_calendar()
+    calendar = policies.get_calendar()
     working_now = calendar.is_working_time(now)
     context = {
         "columns": columns,
@@ -254,10 +255,10 @@ def _column_counts(states):
 
 def _card(row, now):
     timers = []
-    for which, label in ((sla.RESPONSE, "Response"), (sla.RESOLUTION, "Resolution")):
-        timer = sla.timer_json(row, which, now)
+    for which, label in ((policies.RESPONSE, "Response"), (policies.RESOLUTION, "Resolution")):
+        timer = timer_json(row, which, now)
         if timer is not None:
-            target = sla.target_for(row, which)
+            target = policies.target_for(row, which)
             timers.append(_live_timer(timer, label, target))
     return {"request": row, "timers": mark_safe("".join(timers))}  # built with format_html
 

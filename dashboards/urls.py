@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from requests_app import dashboard_views as views
+from dashboards import views
 from requests_app.api_urls import _api
 
 urlpatterns = [

@@ -1,0 +1,69 @@
+"""Finding and making instances: the one place that creates or updates an `Instance` row from a
+request, an import or the demo seed, so defaults (project id, URL) live in one place."""
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from provisioning.models import Instance, InstanceStatus, project_id_for, url_for
+
+
+class InstanceExists(Exception):
+    """A live instance already has this slug."""
+
+
+def live(slug: str) -> Instance | None:
+    """The instance `slug` names now (not torn down), if any."""
+    return Instance.objects.live().filter(slug=slug).first()
+
+
+def latest(slug: str) -> Instance | None:
+    """The live instance `slug`, else the latest torn-down one (a slug may be reused)."""
+    return live(slug) or Instance.objects.filter(slug=slug).order_by("-created_at").first()
+
+
+def ever_existed(slug: str) -> bool:
+    return Instance.objects.filter(slug=slug).exists()
+
+
+def create(slug: str, customer: str, status: str, **fields: Any) -> Instance:
+    """A new live instance with its GCP project and URL; InstanceExists when `slug` is live."""
+    try:
+        with transaction.atomic():
+            return Instance.objects.create(
+                slug=slug,
+                customer=customer,
+                status=status,
+                gcp_project=project_id_for(slug),
+                url=url_for(slug),
+                **fields,
+            )
+    except IntegrityError:
+        raise InstanceExists(f"An instance {slug!r} already exists.") from None
+
+
+def get_or_create(slug: str, customer: str, status: str, **fields: Any) -> tuple[Instance, bool]:
+    """The live instance `slug` as it is, or a new one made with these fields."""
+    found = live(slug)
+    if found is not None:
+        return found, False
+    try:
+        return create(slug, customer, status, **fields), True
+    except InstanceExists:
+        # Made by someone else between the lookup and the insert.
+        found = live(slug)
+        if found is None:
+            raise
+        return found, False
+
+
+def update(instance: Instance, **fields: Any) -> Instance:
+    """Set the given fields on an instance and save them."""
+    for name, value in fields.items():
+        setattr(instance, name, value)
+    instance.save()
+    return instance
+
+
+def is_torn_down(instance: Instance) -> bool:
+    return instance.status == InstanceStatus.TORN_DOWN
