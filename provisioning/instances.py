@@ -5,7 +5,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from provisioning.models import Instance, InstanceStatus, project_id_for, url_for
+from provisioning.models import Instance, project_id_for, url_for
 
 
 class InstanceExists(Exception):
@@ -63,7 +63,3 @@ def update(instance: Instance, **fields: Any) -> Instance:
         setattr(instance, name, value)
     instance.save()
     return instance
-
-
-def is_torn_down(instance: Instance) -> bool:
-    return instance.status == InstanceStatus.TORN_DOWN

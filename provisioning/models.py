@@ -67,7 +67,7 @@ class Instance(models.Model):
             # A slug names one live instance; a torn-down one frees it for reuse.
             models.UniqueConstraint(
                 fields=["slug"],
-                condition=~Q(status="torn_down"),
+                condition=~Q(status=InstanceStatus.TORN_DOWN),
                 name="instance_slug_unique_while_live",
             )
         ]

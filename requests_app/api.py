@@ -2,6 +2,7 @@
 changes requests only through the workflow functions."""
 
 from django.db.models import Prefetch
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -11,7 +12,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from provisioning import runs
+from provisioning import instances, runs
 from provisioning.models import Instance, Run
 from requests_app import workflow
 from requests_app.forms import FORMS, ActionForm
@@ -318,16 +319,7 @@ class InstanceViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_object(self):
         # A slug may be reused after a teardown: the live instance wins, else the latest.
-        slug = self.kwargs["slug"]
-        found = (
-            Instance.objects.filter(slug=slug)
-            .order_by("-created_at")
-            .exclude(status="torn_down")
-            .first()
-            or Instance.objects.filter(slug=slug).order_by("-created_at").first()
-        )
+        found = instances.latest(self.kwargs["slug"])
         if found is None:
-            from django.http import Http404
-
             raise Http404
         return found

@@ -7,7 +7,8 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 
-from provisioning.models import Access, Instance, InstanceStatus
+from provisioning import instances
+from provisioning.models import Access, InstanceStatus
 from requests_app import validation
 from requests_app.models import PROVISIONING_KINDS, Kind, NonStandardReason, Request
 
@@ -61,7 +62,7 @@ class BaseRequestForm(forms.Form):
 
     def clean_instance(self):
         slug = self.cleaned_data["instance"].strip().lower()
-        self.instance_obj = Instance.objects.filter(slug=slug).exclude(status="torn_down").first()
+        self.instance_obj = instances.live(slug)
         if self.instance_obj is None:
             raise forms.ValidationError(f"There is no instance {slug!r}.")
         if self.allowed_statuses and self.instance_obj.status not in self.allowed_statuses:
@@ -143,7 +144,7 @@ class CreateRequestForm(BaseRequestForm):
         errors = validation.slug_errors(slug, settings.INSTANCE_PROJECT_PREFIX)
         if errors:
             raise forms.ValidationError(errors)
-        if Instance.objects.filter(slug=slug).exclude(status="torn_down").exists():
+        if instances.live(slug) is not None:
             raise forms.ValidationError(f"An instance {slug!r} already exists.")
         clash = Request.objects.open().filter(kind=Kind.CREATE, instance_slug=slug).first()
         if clash:

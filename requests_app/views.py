@@ -12,8 +12,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from portal import roles
-from provisioning import runs
-from provisioning.models import Instance, InstanceStatus
+from provisioning import instances, runs
+from provisioning.models import Instance
 from requests_app import validation, workflow
 from requests_app.forms import FORMS, ActionForm, CommentForm
 from requests_app.models import OPEN_STATES, Event, Kind, Request, State
@@ -131,7 +131,7 @@ def new_request(request, kind):
                 return redirect("request_detail", pk=created.pk)
     else:
         form = form_class(initial={"instance": request.GET.get("instance", "")})
-    live = Instance.objects.exclude(status=InstanceStatus.TORN_DOWN).order_by("slug")
+    live = Instance.objects.live().order_by("slug")
     context = {
         "form": form,
         "kind": kind,
@@ -257,18 +257,15 @@ def devops_queue(request):
 
 def instance_list(request):
     require_reader(request.user)
-    instances = Instance.objects.annotate(
+    rows = Instance.objects.annotate(
         open_requests=Count("requests", filter=Q(requests__state__in=OPEN_STATES))
     ).order_by("slug", "-created_at")
-    return render(request, "requests_app/instance_list.html", {"instances": instances})
+    return render(request, "requests_app/instance_list.html", {"instances": rows})
 
 
 def instance_detail(request, slug):
     require_reader(request.user)
-    instance = (
-        Instance.objects.filter(slug=slug).exclude(status=InstanceStatus.TORN_DOWN).first()
-        or Instance.objects.filter(slug=slug).order_by("-created_at").first()
-    )
+    instance = instances.latest(slug)
     if instance is None:
         raise Http404("No such instance.")
     related = with_timers(
