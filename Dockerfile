@@ -19,6 +19,7 @@ COPY pyproject.toml ./
 COPY portal ./portal
 COPY requests_app ./requests_app
 COPY provisioning ./provisioning
+COPY dashboards ./dashboards
 RUN pip install --no-cache-dir .
 COPY . .
 RUN DJANGO_DEBUG=false ALLOWED_HOSTS=build SECRET_KEY=build-only-key-build-only-key-build-only-key-0123456789 \
