@@ -245,11 +245,11 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         if not isinstance(request.data, dict):
             raise workflow.Invalid("Send a JSON object.", {"non_field_errors": ["Not an object."]})
         kind = request.data.get("kind")
-        form_class = FORMS.get(kind)
-        if form_class is None:
+        # A kind that is not a string (a list, say) is unknown too, not a TypeError on lookup.
+        if not isinstance(kind, str) or kind not in FORMS:
             choices = ", ".join(Kind.values)
             raise workflow.Invalid("Unknown kind.", {"kind": [f"Choose one of: {choices}."]})
-        form = form_class(data=request.data)
+        form = FORMS[kind](data=request.data)
         if not form.is_valid():
             errors = {
                 field: [e["message"] for e in errs]

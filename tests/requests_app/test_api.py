@@ -276,6 +276,12 @@ def test_unknown_kind_is_a_field_error(users, kind):
     assert errors["kind"]
 
 
+def test_a_kind_that_is_not_a_string_is_a_field_error_not_a_500(users):
+    body = payload("create", "umbrella") | {"kind": ["create"]}
+    errors = bad_filing(users["ce"], body)
+    assert errors["kind"]
+
+
 def test_a_body_that_is_not_an_object_is_a_400(users):
     response = api(users["ce"]).post("/api/v1/requests/", ["create"], format="json")
     assert response.status_code == 400
