@@ -1,8 +1,15 @@
 """Small charts drawn on the server as inline SVG: nothing to download, nothing fetched by the
 browser, readable without JavaScript. Every text that comes from data is escaped."""
 
+from collections.abc import Sequence
+from datetime import date
+from typing import TYPE_CHECKING
+
 from django.utils.html import escape
-from django.utils.safestring import mark_safe
+from django.utils.safestring import SafeString, mark_safe
+
+if TYPE_CHECKING:
+    from dashboards.figures import Tally
 
 RESPONSE_COLOR = "#2f5bd3"
 RESOLUTION_COLOR = "#1f8a4c"
@@ -12,7 +19,7 @@ GRID_COLOR = "#d9dde4"
 TEXT_COLOR = "#5d6778"
 
 
-def _svg(width, height, label, body, testid):
+def _svg(width: int, height: int, label: str, body: list[str], testid: str) -> SafeString:
     # Safe: every piece of data in `body` went through escape().
     return mark_safe(
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
@@ -22,20 +29,22 @@ def _svg(width, height, label, body, testid):
     )
 
 
-def trend_chart(weeks, width=760, height=260):
+def trend_chart(
+    weeks: Sequence[tuple[date, "Tally"]], width: int = 760, height: int = 260
+) -> SafeString:
     """Lines of response and resolution % met per week; `weeks` is [(monday, tally)]. A week
     without a decided timer leaves a gap in its line."""
     left, right, top, bottom = 40, 28, 28, 36
     plot_w, plot_h = width - left - right, height - top - bottom
     count = len(weeks)
 
-    def x(i):
+    def x(i: int) -> float:
         return left + (plot_w / 2 if count == 1 else plot_w * i / (count - 1))
 
-    def y(pct):
+    def y(pct: float) -> float:
         return top + plot_h * (1 - pct / 100)
 
-    body = []
+    body: list[str] = []
     for pct in (0, 25, 50, 75, 100):
         body.append(
             f'<line x1="{left}" x2="{width - right}" y1="{y(pct):.1f}" y2="{y(pct):.1f}" '
@@ -55,7 +64,7 @@ def trend_chart(weeks, width=760, height=260):
         ("Resolution", "resolution", RESOLUTION_COLOR),
     )
     for name, which, color in series:
-        segment = []
+        segment: list[tuple[float, float]] = []
         for i, (monday, tally) in enumerate(weeks):
             pct = getattr(tally, f"{which}_met_pct")
             if pct is None:
@@ -81,14 +90,14 @@ def trend_chart(weeks, width=760, height=260):
     return _svg(width, height, "Weekly % of SLA timers met", body, "trend-chart")
 
 
-def _polyline(points, color):
+def _polyline(points: list[tuple[float, float]], color: str) -> str:
     if len(points) < 2:
         return ""
     path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
     return f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>'
 
 
-def load_chart(engineers, width=760):
+def load_chart(engineers: Sequence[tuple[str, "Tally"]], width: int = 760) -> SafeString:
     """Horizontal bars per engineer: open requests, and done ones beside them (lighter)."""
     label_w, right, row_h, top = 130, 60, 34, 26
     height = top + row_h * max(1, len(engineers)) + 8

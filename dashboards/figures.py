@@ -28,21 +28,24 @@ hold the two to the same answers.
 """
 
 import math
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from portal import roles
-from requests_app.models import Kind, Request
+from requests_app.models import Kind, Request, RequestQuerySet
 from requests_app.sla import calendar as sla_calendar
+from requests_app.sla.calendar import WorkingCalendar
 from requests_app.sla.policies import TIMERS, get_calendar
 
 DAY_SECONDS = 86400
@@ -53,7 +56,7 @@ MET, BREACHED, AT_RISK = "met", "breached", "at_risk"
 RUNNING, PAUSED, CANCELLED = "running", "paused", "cancelled"
 
 
-def sla_zone():
+def sla_zone() -> ZoneInfo:
     return ZoneInfo(settings.SLA_TIMEZONE)
 
 
@@ -68,26 +71,26 @@ class Period:
     customer: str = ""
 
     @property
-    def first_day(self):
+    def first_day(self) -> date:
         return self.since.astimezone(sla_zone()).date()
 
     @property
-    def last_day(self):
+    def last_day(self) -> date:
         """The last day the period touches (`until` is exclusive)."""
         return (self.until - timedelta(microseconds=1)).astimezone(sla_zone()).date()
 
 
-def default_period(now=None):
+def default_period(now: datetime | None = None) -> Period:
     """The last 90 days, today included, in the SLA timezone."""
     today = timezone.localtime(now or timezone.now(), sla_zone()).date()
     return Period(_day_start(today - timedelta(days=DEFAULT_DAYS - 1)), _day_start(today, 1))
 
 
-def _day_start(day, plus_days=0):
+def _day_start(day: date, plus_days: int = 0) -> datetime:
     return datetime.combine(day + timedelta(days=plus_days), time(0), tzinfo=sla_zone())
 
 
-def _parse_moment(text, end_of_day):
+def _parse_moment(text: str, end_of_day: bool) -> datetime:
     """An ISO date (a whole day in the SLA timezone) or date-time (naive: SLA timezone)."""
     text = text.strip()
     try:
@@ -117,20 +120,21 @@ class PeriodForm(forms.Form):
     kind = forms.ChoiceField(choices=[("", "Any kind"), *Kind.choices], required=False)
     customer = forms.CharField(max_length=200, required=False, strip=True)
 
-    def __init__(self, data=None, now=None):
+    def __init__(self, data: Mapping[str, Any] | None = None, now: datetime | None = None) -> None:
         super().__init__(data if data is not None else {})
         self.now = now or timezone.now()
 
-    def clean_since(self):
+    def clean_since(self) -> datetime | None:
         text = self.cleaned_data["since"]
         return _parse_moment(text, end_of_day=False) if text else None
 
-    def clean_until(self):
+    def clean_until(self) -> datetime | None:
         text = self.cleaned_data["until"]
         return _parse_moment(text, end_of_day=True) if text else None
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        assert cleaned is not None  # Form.clean returns cleaned_data
         if self.errors:
             return cleaned
         # Without `since`: the 90 days up to `until`; without `until`: up to the end of today.
@@ -144,11 +148,11 @@ class PeriodForm(forms.Form):
         cleaned["since"], cleaned["until"] = since, until
         return cleaned
 
-    def period(self):
+    def period(self) -> Period:
         data = self.cleaned_data
         return Period(data["since"], data["until"], data.get("kind") or "", data["customer"])
 
-    def error_json(self):
+    def error_json(self) -> dict[str, list[str]]:
         return {
             field: [e["message"] for e in errs]
             for field, errs in self.errors.get_json_data().items()
@@ -158,7 +162,7 @@ class PeriodForm(forms.Form):
 # -- one row's facts, in Python (SQLite, and the tests' yardstick for the SQL) -------------------
 
 
-def response_status(row, now):
+def response_status(row: Mapping[str, Any], now: datetime) -> str | None:
     if row["response_started_at"] is None:
         return None
     due, stopped = row["response_due_at"], row["response_stopped_at"]
@@ -173,7 +177,7 @@ def response_status(row, now):
     return RUNNING
 
 
-def resolution_status(row, now):
+def resolution_status(row: Mapping[str, Any], now: datetime) -> str | None:
     if row["resolution_started_at"] is None:
         return None
     due, stopped = row["resolution_due_at"], row["resolution_stopped_at"]
@@ -191,7 +195,7 @@ def resolution_status(row, now):
     return RUNNING
 
 
-def resolution_working_days(row, calendar):
+def resolution_working_days(row: Mapping[str, Any], calendar: WorkingCalendar) -> float | None:
     started, stopped = row["resolution_started_at"], row["resolution_stopped_at"]
     if started is None or stopped is None:
         return None
@@ -204,7 +208,7 @@ def resolution_working_days(row, calendar):
     return working / DAY_SECONDS
 
 
-def row_facts(row, now, calendar):
+def row_facts(row: Mapping[str, Any], now: datetime, calendar: WorkingCalendar) -> dict[str, Any]:
     """The computed columns of one request row: what the SQL computes, the same way."""
     response, resolution = response_status(row, now), resolution_status(row, now)
     is_open = row["ended_at"] is None
@@ -243,14 +247,14 @@ class Tally:
     done: int = 0
 
     @property
-    def response_met_pct(self):
+    def response_met_pct(self) -> float | None:
         return _pct(self.response_met, self.response_breached)
 
     @property
-    def resolution_met_pct(self):
+    def resolution_met_pct(self) -> float | None:
         return _pct(self.resolution_met, self.resolution_breached)
 
-    def as_json(self):
+    def as_json(self) -> dict[str, Any]:
         return {
             "count": self.count,
             "response_met_pct": self.response_met_pct,
@@ -264,12 +268,12 @@ class Tally:
         }
 
 
-def _pct(met, breached):
+def _pct(met: int, breached: int) -> float | None:
     decided = met + breached
     return round(100 * met / decided, 1) if decided else None
 
 
-def _round(value, digits):
+def _round(value: float | None, digits: int) -> float | None:
     if value is None:
         return None
     return int(round(value)) if digits == 0 else round(value, digits)
@@ -279,13 +283,17 @@ def _round(value, digits):
 class Figures:
     period: Period
     now: datetime
-    kinds: dict = field(default_factory=dict)  # kind -> Tally, every kind asked for
+    kinds: dict[str, Tally] = field(default_factory=dict)  # kind -> Tally, every kind asked for
     total: Tally = field(default_factory=Tally)
-    weeks: list = field(default_factory=list)  # [(monday, Tally)], every week of the period
-    engineers: list = field(default_factory=list)  # [(username, Tally)], DevOps and assignees
+    weeks: list[tuple[date, Tally]] = field(
+        default_factory=list
+    )  # [(monday, Tally)], every week of the period
+    engineers: list[tuple[str, Tally]] = field(
+        default_factory=list
+    )  # [(username, Tally)], DevOps and assignees
 
 
-def compute(period, now=None, engine=None):
+def compute(period: Period, now: datetime | None = None, engine: str | None = None) -> Figures:
     """The figures of `period` as of `now`: per kind, in total, per week and per engineer.
     `engine` forces "sql" (PostgreSQL only) or "python"; by default the database decides."""
     now = now or timezone.now()
@@ -307,7 +315,7 @@ def compute(period, now=None, engine=None):
     return figures
 
 
-def summary_json(figures):
+def summary_json(figures: Figures) -> dict[str, Any]:
     """The body of `GET /api/v1/sla/summary/`."""
     period, zone = figures.period, sla_zone()
     return {
@@ -320,7 +328,7 @@ def summary_json(figures):
     }
 
 
-def _engineers(by_assignee):
+def _engineers(by_assignee: dict[str, Tally]) -> list[tuple[str, Tally]]:
     User = get_user_model()
     ids = [int(key) for key in by_assignee]
     people = (
@@ -332,7 +340,7 @@ def _engineers(by_assignee):
     return [(username, by_assignee.get(str(pk), Tally())) for pk, username in people]
 
 
-def _period_filter(period):
+def _period_filter(period: Period) -> Q:
     q = Q(resolution_started_at__gte=period.since, resolution_started_at__lt=period.until)
     if period.kind:
         q &= Q(kind=period.kind)
@@ -341,7 +349,7 @@ def _period_filter(period):
     return q
 
 
-def period_requests(period):
+def period_requests(period: Period) -> RequestQuerySet:
     """The period's requests as a queryset (for lists of rows; the figures use `compute`)."""
     return Request.objects.filter(_period_filter(period))
 
@@ -365,7 +373,7 @@ ROW_FIELDS = [
 ]
 
 
-def _period_rows(period):
+def _period_rows(period: Period) -> QuerySet[Request, dict[str, Any]]:
     return (
         Request.objects.filter(_period_filter(period))
         .order_by("resolution_started_at", "id")
@@ -373,9 +381,16 @@ def _period_rows(period):
     )
 
 
-def _groups_python(period, now, calendar):
+def _groups_python(
+    period: Period, now: datetime, calendar: WorkingCalendar
+) -> dict[str, dict[str, Tally]]:
     zone = sla_zone()
-    buckets = {"kind": {}, "all": {"": []}, "week": {}, "assignee": {}}
+    buckets: dict[str, dict[str, list[dict[str, Any]]]] = {
+        "kind": {},
+        "all": {"": []},
+        "week": {},
+        "assignee": {},
+    }
     for row in _period_rows(period):
         facts = {**row, **row_facts(row, now, calendar)}
         local = row["resolution_started_at"].astimezone(zone).date()
@@ -393,7 +408,7 @@ def _groups_python(period, now, calendar):
     }
 
 
-def _tally(rows, with_durations):
+def _tally(rows: list[dict[str, Any]], with_durations: bool) -> Tally:
     tally = Tally(count=len(rows))
     for row in rows:
         tally.response_met += row["response_status"] == MET
@@ -417,7 +432,7 @@ def _tally(rows, with_durations):
     return tally
 
 
-def percentile(values, fraction):
+def percentile(values: list[float], fraction: float) -> float | None:
     """Linear interpolation between the closest ranks (PostgreSQL's percentile_cont)."""
     if not values:
         return None
@@ -431,13 +446,17 @@ def percentile(values, fraction):
 # -- SQL (PostgreSQL) --------------------------------------------------------------------------
 
 
-def day_table(calendar, first, last):
+def day_table(
+    calendar: WorkingCalendar, first: date, last: date
+) -> tuple[list[float], list[float], list[float]]:
     """Per local day from `first` to `last`: its start (epoch seconds), the working seconds of
     the days before it (from `first`), and 1.0 when it is a working day, else 0.0. With them,
     W(t) = cum[d] + working[d] * (t - start[d]) for t on local day d: the working seconds
     from `first` to t, whose differences are sla_calendar's elapsed working time."""
     zone = calendar.tz
-    starts, before, working = [], [], []
+    starts: list[float] = []
+    before: list[float] = []
+    working: list[float] = []
     total, day = 0.0, first
     while day <= last:
         start = datetime.combine(day, time(0), tzinfo=zone).timestamp()
@@ -453,12 +472,12 @@ def day_table(calendar, first, last):
     return starts, before, working
 
 
-def _w(instant, day):
+def _w(instant: str, day: str) -> str:
     """SQL for W(instant), `day` being the instant's index in the `cal` arrays (day_table)."""
     return f"(cal.cum[{day}] + cal.wk[{day}] * (EXTRACT(EPOCH FROM {instant}) - cal.ds[{day}]))"
 
 
-def _day(instant):
+def _day(instant: str) -> str:
     """SQL for the index of the local day of `instant` in the `cal` arrays (1-based)."""
     return f"(({instant} AT TIME ZONE cal.tz)::date - cal.d0 + 1)"
 
@@ -497,7 +516,12 @@ CSV_ROW_COLUMNS = [
 ]
 
 
-def _rows_cte(period, now, calendar, columns=SUMMARY_COLUMNS):
+def _rows_cte(
+    period: Period,
+    now: datetime,
+    calendar: WorkingCalendar,
+    columns: Sequence[str] = SUMMARY_COLUMNS,
+) -> tuple[str, dict[str, Any]]:
     """`WITH cal AS (...), ..., f AS (...)`: the period's rows with their computed columns.
 
     `OFFSET 0` keeps PostgreSQL from folding the subqueries into their callers, which would
@@ -627,7 +651,9 @@ _DURATIONS = ", ".join(
 _NO_DURATIONS = "NULL::float8, NULL::float8, NULL::float8, NULL::float8"
 
 
-def summary_sql(period, now, calendar):
+def summary_sql(
+    period: Period, now: datetime, calendar: WorkingCalendar
+) -> tuple[str, dict[str, Any]]:
     """One statement: (dimension, key, the Tally's columns) per kind, in all, per week and per
     assignee, over the period's rows computed once."""
     cte, params = _rows_cte(period, now, calendar)
@@ -643,9 +669,11 @@ def summary_sql(period, now, calendar):
     return sql, params
 
 
-def _groups_sql(period, now, calendar):
+def _groups_sql(
+    period: Period, now: datetime, calendar: WorkingCalendar
+) -> dict[str, dict[str, Tally]]:
     sql, params = summary_sql(period, now, calendar)
-    groups = {"kind": {}, "all": {}, "week": {}, "assignee": {}}
+    groups: dict[str, dict[str, Tally]] = {"kind": {}, "all": {}, "week": {}, "assignee": {}}
     with transaction.atomic(), connection.cursor() as cursor:
         # The planner's cost estimate of the per-row arithmetic invites JIT compilation, which
         # takes longer (about 50 ms) than it saves on a period's tens of thousands of rows.
@@ -683,7 +711,9 @@ CSV_COLUMNS = [
 ]
 
 
-def csv_rows(period, now=None, engine=None):
+def csv_rows(
+    period: Period, now: datetime | None = None, engine: str | None = None
+) -> Iterator[list[str]]:
     """The period's requests with their timers and computed columns, as lists of strings in
     the order of CSV_COLUMNS; the same facts as `compute` counts."""
     now = now or timezone.now()
@@ -697,7 +727,9 @@ def csv_rows(period, now=None, engine=None):
         yield [_csv_value(row[column]) for column in CSV_COLUMNS]
 
 
-def _csv_rows_sql(period, now, calendar):
+def _csv_rows_sql(
+    period: Period, now: datetime, calendar: WorkingCalendar
+) -> Iterator[dict[str, Any]]:
     cte, params = _rows_cte(period, now, calendar, CSV_ROW_COLUMNS)
     user_table = get_user_model()._meta.db_table
     sql = f"""{cte}
@@ -718,7 +750,9 @@ def _csv_rows_sql(period, now, calendar):
                 yield dict(zip(names, values, strict=True))
 
 
-def _csv_rows_python(period, now, calendar):
+def _csv_rows_python(
+    period: Period, now: datetime, calendar: WorkingCalendar
+) -> Iterator[dict[str, Any]]:
     usernames = dict(get_user_model().objects.values_list("pk", "username"))
     for row in _period_rows(period).iterator(chunk_size=2000):
         facts = row_facts(row, now, calendar)
@@ -731,7 +765,7 @@ def _csv_rows_python(period, now, calendar):
         }
 
 
-def _csv_value(value):
+def _csv_value(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):

@@ -5,7 +5,9 @@ price plus $282 of storage (the first 250 GB) plus $56 of network before traffic
 ($1.54/GB) and executors are not known to the portal and are left out, so the figure is a floor.
 """
 
+from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Count, Q
 
@@ -28,7 +30,7 @@ STATUS_ORDER = [
 ]
 
 
-def monthly_cost(instance):
+def monthly_cost(instance: Instance) -> int:
     """Estimated USD a month; a failed instance is counted as running (it may still hold its
     VM and disk until someone fixes or tears it down)."""
     if instance.status == InstanceStatus.TORN_DOWN:
@@ -39,7 +41,9 @@ def monthly_cost(instance):
     return machine + STORAGE_USD + NETWORK_USD
 
 
-def behind(version, latest, known):
+def behind(
+    version: str, latest: tuple[int, ...] | None, known: Collection[tuple[int, ...]]
+) -> tuple[str, int | None]:
     """(label, releases behind) of `version` against `latest`. `known` holds every version the
     portal has seen (instances and upgrade targets): "releases" counts the known ones newer than
     `version`, and the label says whether the gap to the latest is major, minor or patch."""
@@ -63,7 +67,7 @@ class FleetRow:
     vcpus: int | None
 
 
-def fleet():
+def fleet() -> tuple[list[FleetRow], str | None, dict[str, Any]]:
     """(rows, latest version text, totals): two queries whatever the size of the fleet."""
     instances = list(
         Instance.objects.annotate(
@@ -83,14 +87,16 @@ def fleet():
         if (parsed := parse_version(text)) is not None
     }
     latest = max(known) if known else None
-    rows = []
+    rows: list[FleetRow] = []
     for instance in instances:
         label, count = behind(instance.version, latest, known)
         if instance.status == InstanceStatus.TORN_DOWN:
             label, count = "—", None
         spec = MACHINE_TYPES.get(instance.machine_type, {})
         rows.append(FleetRow(instance, monthly_cost(instance), label, count, spec.get("vcpus")))
-    rows.sort(key=lambda r: (STATUS_ORDER.index(r.instance.status), r.instance.slug))
+    rows.sort(
+        key=lambda r: (STATUS_ORDER.index(InstanceStatus(r.instance.status)), r.instance.slug)
+    )
     totals = {
         "instances": len(rows),
         "live": sum(r.instance.status != InstanceStatus.TORN_DOWN for r in rows),

@@ -5,20 +5,23 @@ runs a fixed number of queries whatever the number of requests (the tests count 
 """
 
 import csv
+from collections.abc import Iterator, Sequence
 from datetime import datetime, time, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F, Window
 from django.db.models.functions import RowNumber
-from django.http import StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.safestring import mark_safe
+from django.utils.safestring import SafeString, mark_safe
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.request import Request as ApiRequest
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -27,7 +30,8 @@ from portal import roles
 from requests_app.api import CanRead
 from requests_app.models import Kind, Request, State
 from requests_app.sla import policies, timers
-from requests_app.sla.calendar import WORKING
+from requests_app.sla.calendar import WORKING, WorkingCalendar
+from requests_app.sla.policies import Target
 from requests_app.sla.status import at_risk_q, breached_q, timer_json
 from requests_app.templatetags.sla_tags import timer_bar
 from requests_app.views import require_reader, with_timers
@@ -63,7 +67,7 @@ BY_DUE = (
 # -- the SLA dashboard -------------------------------------------------------------------------
 
 
-def sla_dashboard(request):
+def sla_dashboard(request: HttpRequest) -> HttpResponse:
     require_reader(request.user)
     now = timezone.now()
     form = figures.PeriodForm(request.GET, now=now)
@@ -128,11 +132,11 @@ DEFINITIONS = [
 
 
 class _Echo:
-    def write(self, value):
+    def write(self, value: str) -> str:
         return value
 
 
-def sla_export(request):
+def sla_export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     """The requests behind the dashboard's figures, with their timers, as CSV."""
     require_reader(request.user)
     form = figures.PeriodForm(request.GET)
@@ -146,7 +150,7 @@ def sla_export(request):
     period = form.period()
     writer = csv.writer(_Echo())
 
-    def lines():
+    def lines() -> Iterator[str]:
         yield writer.writerow(figures.CSV_COLUMNS)
         for row in figures.csv_rows(period, form.now):
             yield writer.writerow(row)
@@ -202,7 +206,7 @@ class SlaSummaryView(APIView):
         ],
         responses={200: SUMMARY_SCHEMA, 400: OpenApiTypes.OBJECT},
     )
-    def get(self, request):
+    def get(self, request: ApiRequest) -> Response:
         form = figures.PeriodForm(request.query_params)
         if not form.is_valid():
             return Response(form.error_json(), status=400)
@@ -213,7 +217,7 @@ class SlaSummaryView(APIView):
 # -- the DevOps board --------------------------------------------------------------------------
 
 
-def board(request):
+def board(request: HttpRequest) -> HttpResponse:
     if not roles.has_role(request.user, roles.DEVOPS, roles.MANAGERS):
         raise PermissionDenied("The board is for DevOps and Managers.")
     now = timezone.now()
@@ -229,7 +233,7 @@ def board(request):
         .only(*CARD_FIELDS)
         .order_by("state", *BY_DUE)
     )
-    cards = {state: [] for state in states}
+    cards: dict[str, list[dict[str, Any]]] = {state: [] for state in states}
     for row in ranked:
         cards[row.state].append(_card(row, now))
     columns = [
@@ -246,24 +250,25 @@ def board(request):
     return render(request, "dashboards/board.html", context)
 
 
-def _column_counts(states):
+def _column_counts(states: Sequence[str]) -> dict[str, int]:
     rows = (
         Request.objects.filter(state__in=states).order_by().values("state").annotate(n=Count("pk"))
     )
     return {row["state"]: row["n"] for row in rows}
 
 
-def _card(row, now):
-    timers = []
+def _card(row: Request, now: datetime) -> dict[str, Any]:
+    timers: list[SafeString] = []
     for which, label in ((policies.RESPONSE, "Response"), (policies.RESOLUTION, "Resolution")):
         timer = timer_json(row, which, now)
         if timer is not None:
             target = policies.target_for(row, which)
-            timers.append(_live_timer(timer, label, target))
+            if target is not None:  # None only if the policies were reloaded meanwhile
+                timers.append(_live_timer(timer, label, target))
     return {"request": row, "timers": mark_safe("".join(timers))}  # built with format_html
 
 
-def _live_timer(timer, label, target):
+def _live_timer(timer: dict[str, Any], label: str, target: Target) -> SafeString:
     """One timer bar of the board, as the shared timer partial draws it plus what board.js
     needs to count it down. Built here rather than in a template: a full board draws hundreds
     of them, and this is several times faster."""
@@ -297,7 +302,7 @@ def _live_timer(timer, label, target):
     )
 
 
-def _working_stretch_left(calendar, now):
+def _working_stretch_left(calendar: WorkingCalendar, now: datetime) -> float:
     """Seconds from `now` to the end of the working time that is running now (the next local
     midnight that starts a day off)."""
     day = now.astimezone(calendar.tz).date() + timedelta(days=1)
@@ -309,7 +314,7 @@ def _working_stretch_left(calendar, now):
 # -- the fleet ---------------------------------------------------------------------------------
 
 
-def fleet_page(request):
+def fleet_page(request: HttpRequest) -> HttpResponse:
     require_reader(request.user)
     rows, latest, totals = fleet.fleet()
     context = {

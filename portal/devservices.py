@@ -43,7 +43,7 @@ class ServiceError(RuntimeError):
     pass
 
 
-def answers(host, port, timeout=1.0):
+def answers(host: str, port: int, timeout: float = 1.0) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True
@@ -51,13 +51,13 @@ def answers(host, port, timeout=1.0):
         return False
 
 
-def free_port():
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def wait_for(host, port, what, seconds=30):
+def wait_for(host: str, port: int, what: str, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if answers(host, port, timeout=0.5):
@@ -66,7 +66,7 @@ def wait_for(host, port, what, seconds=30):
     raise ServiceError(f"{what} did not start listening on {host}:{port} within {seconds}s")
 
 
-def _url_host_port(url, default_port):
+def _url_host_port(url: str, default_port: int) -> tuple[str, int]:
     parts = urlsplit(url)
     return parts.hostname or "127.0.0.1", parts.port or default_port
 
@@ -74,7 +74,7 @@ def _url_host_port(url, default_port):
 # -- PostgreSQL ------------------------------------------------------------------------------
 
 
-def pg_bin(name):
+def pg_bin(name: str) -> str | None:
     found = shutil.which(name)
     if found:
         return found
@@ -87,7 +87,7 @@ def pg_bin(name):
     return candidates[-1] if candidates else None
 
 
-def _as_postgres_user(cmd):
+def _as_postgres_user(cmd: list[str]) -> list[str]:
     """PostgreSQL refuses to run as root: drop to the `postgres` account when we are root."""
     if os.geteuid() != 0:
         return cmd
@@ -96,7 +96,7 @@ def _as_postgres_user(cmd):
     return ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(cmd)]
 
 
-def _postgres_home():
+def _postgres_home() -> Path:
     """Where the private cluster lives: var/, or (as root, when the `postgres` account cannot
     reach var/, say in a 0700 home or temp folder) a folder of its own under /var/tmp."""
     if os.geteuid() != 0:
@@ -115,7 +115,7 @@ def _postgres_home():
     return home
 
 
-def start_private_postgres(port=PRIVATE_PG_PORT):
+def start_private_postgres(port: int = PRIVATE_PG_PORT) -> str:
     initdb, pg_ctl = pg_bin("initdb"), pg_bin("pg_ctl")
     if not initdb or not pg_ctl:
         raise ServiceError(PG_INSTALL_HINT)
@@ -160,7 +160,7 @@ def start_private_postgres(port=PRIVATE_PG_PORT):
     return f"postgres://postgres@127.0.0.1:{port}/portal"
 
 
-def stop_private_postgres():
+def stop_private_postgres() -> None:
     location = VAR / "pgdata.location"
     pg_ctl = pg_bin("pg_ctl")
     data = Path(location.read_text().strip()) if location.exists() else VAR / "pgdata"
@@ -168,7 +168,7 @@ def stop_private_postgres():
         subprocess.run(_as_postgres_user([pg_ctl, "-D", str(data), "-m", "fast", "stop"]))
 
 
-def ensure_postgres():
+def ensure_postgres() -> str:
     url = os.environ.get("DATABASE_URL")
     if url:
         host, port = _url_host_port(url, 5432)
@@ -185,7 +185,7 @@ def ensure_postgres():
 # -- Redis -----------------------------------------------------------------------------------
 
 
-def start_private_redis(port=PRIVATE_REDIS_PORT, persist=False):
+def start_private_redis(port: int = PRIVATE_REDIS_PORT, persist: bool = False) -> str:
     server = shutil.which("redis-server")
     if not server:
         raise ServiceError(REDIS_INSTALL_HINT)
@@ -213,7 +213,7 @@ def start_private_redis(port=PRIVATE_REDIS_PORT, persist=False):
     return f"redis://127.0.0.1:{port}/0"
 
 
-def stop_private_redis():
+def stop_private_redis() -> None:
     pidfile = VAR / "redis" / "redis.pid"
     if pidfile.exists():
         try:
@@ -222,7 +222,7 @@ def stop_private_redis():
             pass
 
 
-def ensure_redis(test=False):
+def ensure_redis(test: bool = False) -> str:
     url = os.environ.get("REDIS_URL")
     if url:
         host, port = _url_host_port(url, 6379)
@@ -244,7 +244,7 @@ LEASE_KEY = "portal:test-lease"
 LEASE_SECONDS = 3 * 3600
 
 
-def lease_redis_db(host="127.0.0.1", port=6379):
+def lease_redis_db(host: str = "127.0.0.1", port: int = 6379) -> int:
     """A Redis database number leased to this checkout: its own if it holds one, else the
     first free one. The lease expires on its own; `release_redis_db` ends it early."""
     import redis
@@ -266,7 +266,7 @@ def lease_redis_db(host="127.0.0.1", port=6379):
     raise ServiceError("every Redis database 1-15 is leased to another test run; try later")
 
 
-def release_redis_db(url):
+def release_redis_db(url: str) -> None:
     """Give the database back if this checkout holds it (end of a test session)."""
     import redis
 
@@ -280,7 +280,7 @@ def release_redis_db(url):
         client.close()
 
 
-def main(argv):
+def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else "test-env"
     try:
         if command == "test-env":

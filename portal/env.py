@@ -5,6 +5,8 @@ message that says what to fix instead of running with a silently wrong value.
 """
 
 import os
+from collections.abc import Collection, Iterable, Mapping
+from typing import Literal, TypeVar, overload
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -12,8 +14,11 @@ from django.core.exceptions import ImproperlyConfigured
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
+T = TypeVar("T")
+Environ = Mapping[str, str] | None
 
-def _raw(name, environ):
+
+def _raw(name: str, environ: Environ) -> str | None:
     value = (environ if environ is not None else os.environ).get(name)
     if value is None:
         return None
@@ -21,7 +26,21 @@ def _raw(name, environ):
     return value or None
 
 
-def env_str(name, default=None, *, required=False, environ=None):
+@overload
+def env_str(
+    name: str, default: None = None, *, required: Literal[True], environ: Environ = None
+) -> str: ...
+@overload
+def env_str(
+    name: str, default: None = None, *, required: bool = False, environ: Environ = None
+) -> str | None: ...
+@overload
+def env_str(
+    name: str, default: T, *, required: bool = False, environ: Environ = None
+) -> str | T: ...
+def env_str(
+    name: str, default: object = None, *, required: bool = False, environ: Environ = None
+) -> object:
     value = _raw(name, environ)
     if value is None:
         if required:
@@ -30,7 +49,7 @@ def env_str(name, default=None, *, required=False, environ=None):
     return value
 
 
-def env_bool(name, default, *, environ=None):
+def env_bool(name: str, default: T, *, environ: Environ = None) -> bool | T:
     value = _raw(name, environ)
     if value is None:
         return default
@@ -42,7 +61,14 @@ def env_bool(name, default, *, environ=None):
     raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use true/false, 1/0, yes/no)")
 
 
-def env_int(name, default, *, minimum=None, maximum=None, environ=None):
+def env_int(
+    name: str,
+    default: T,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    environ: Environ = None,
+) -> int | T:
     value = _raw(name, environ)
     if value is None:
         return default
@@ -57,7 +83,41 @@ def env_int(name, default, *, minimum=None, maximum=None, environ=None):
     return number
 
 
-def env_url(name, default=None, *, schemes, required=False, environ=None):
+@overload
+def env_url(
+    name: str,
+    default: None = None,
+    *,
+    schemes: Collection[str],
+    required: Literal[True],
+    environ: Environ = None,
+) -> str: ...
+@overload
+def env_url(
+    name: str,
+    default: None = None,
+    *,
+    schemes: Collection[str],
+    required: bool = False,
+    environ: Environ = None,
+) -> str | None: ...
+@overload
+def env_url(
+    name: str,
+    default: T,
+    *,
+    schemes: Collection[str],
+    required: bool = False,
+    environ: Environ = None,
+) -> str | T: ...
+def env_url(
+    name: str,
+    default: object = None,
+    *,
+    schemes: Collection[str],
+    required: bool = False,
+    environ: Environ = None,
+) -> object:
     value = _raw(name, environ)
     if value is None:
         if required:
@@ -78,14 +138,16 @@ def env_url(name, default=None, *, schemes, required=False, environ=None):
     return value
 
 
-def env_list(name, default=(), *, environ=None):
+def env_list(name: str, default: Iterable[str] = (), *, environ: Environ = None) -> list[str]:
     value = _raw(name, environ)
     if value is None:
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def env_choice(name, default, *, choices, environ=None):
+def env_choice(
+    name: str, default: T, *, choices: Collection[str], environ: Environ = None
+) -> str | T:
     value = _raw(name, environ)
     if value is None:
         return default

@@ -5,12 +5,12 @@ from django.conf import settings
 from django.db import connection
 
 
-def _reason(exc):
+def _reason(exc: BaseException) -> str:
     first_line = (str(exc).strip().splitlines() or [""])[0]
     return f"down: {exc.__class__.__name__}: {first_line}"
 
 
-def check_database():
+def check_database() -> str:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -20,7 +20,7 @@ def check_database():
     return "ok"
 
 
-def check_redis():
+def check_redis() -> str:
     if settings.RQ_INPROCESS:
         return "in-process (no Redis)"
     client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)

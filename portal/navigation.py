@@ -1,17 +1,21 @@
 """Navigation entries per role: each person sees the pages of their own work."""
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.urls import reverse
 
 from portal import roles
+
+if TYPE_CHECKING:
+    from portal.roles import AnyUser
 
 
 @dataclass(frozen=True)
 class NavEntry:
     label: str
     url_name: str
-    roles: tuple = ()  # empty: everyone signed in
+    roles: tuple[str, ...] = ()  # empty: everyone signed in
     superuser_only: bool = False
 
 
@@ -31,7 +35,7 @@ ENTRIES = [
 ]
 
 
-def entries_for(user):
+def entries_for(user: "AnyUser") -> list[dict[str, str]]:
     visible = []
     for entry in ENTRIES:
         if entry.superuser_only and not user.is_superuser:

@@ -1,8 +1,11 @@
+from collections.abc import Callable
 from functools import wraps
+from typing import Any
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
 
@@ -11,11 +14,11 @@ from requests_app import views as request_views
 from requests_app.api_urls import api_urlpatterns, schema_urlpatterns
 
 
-def devops_or_superuser(view):
+def devops_or_superuser(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """The job dashboard is for DevOps and superusers; django-rq itself checks is_staff only."""
 
     @wraps(view)
-    def wrapped(request, *args, **kwargs):
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         user = request.user
         if not (user.is_superuser or roles.DEVOPS in roles.roles_of(user)):
             raise PermissionDenied("The job dashboard is for DevOps.")

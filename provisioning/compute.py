@@ -12,7 +12,9 @@ which the API (and the sandbox) treats as the same call: one operation, one reso
 
 import time
 import uuid
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
 from google.api_core.client_options import ClientOptions
@@ -22,6 +24,7 @@ from google.cloud import compute_v1
 DEFAULT_IMAGE = "projects/debian-cloud/global/images/family/debian-12"
 RETRYABLE = (gexc.TooManyRequests, gexc.ServiceUnavailable, gexc.InternalServerError)
 DONE = compute_v1.Operation.Status.DONE
+R = TypeVar("R")
 
 
 class ComputeError(Exception):
@@ -29,7 +32,7 @@ class ComputeError(Exception):
 
 
 class OperationFailed(ComputeError):
-    def __init__(self, operation):
+    def __init__(self, operation: compute_v1.Operation) -> None:
         self.operation = operation
         errors = [f"{e.code}: {e.message}" for e in operation.error.errors]
         status = operation.http_error_status_code
@@ -42,7 +45,7 @@ class OperationFailed(ComputeError):
         )
 
     @property
-    def codes(self):
+    def codes(self) -> list[str]:
         return [e.code for e in self.operation.error.errors]
 
 
@@ -50,7 +53,7 @@ class OperationTimeout(ComputeError):
     pass
 
 
-def error_reason(exc):
+def error_reason(exc: BaseException) -> str | None:
     """The `reason` of an API error ("notFound", "resourceInUseByAnotherResource", ...)."""
     for error in getattr(exc, "errors", None) or ():
         if isinstance(error, dict) and error.get("reason"):
@@ -67,8 +70,9 @@ class Clients:
     global_operations: compute_v1.GlobalOperationsClient
 
 
-def clients(endpoint=None):
+def clients(endpoint: str | None = None) -> Clients:
     """Clients for the sandbox server at `endpoint` (http://host:port), or for Google when None."""
+    options: dict[str, Any]
     if endpoint:
         options = {
             "credentials": AnonymousCredentials(),
@@ -89,7 +93,14 @@ def clients(endpoint=None):
 class Compute:
     """The calls the portal makes, each waiting for its operation unless told otherwise."""
 
-    def __init__(self, endpoint=None, *, timeout=600, attempts=5, backoff=0.5):
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        *,
+        timeout: float = 600,
+        attempts: int = 5,
+        backoff: float = 0.5,
+    ) -> None:
         self.endpoint = endpoint
         self.api = clients(endpoint)
         self.timeout = timeout
@@ -98,7 +109,7 @@ class Compute:
 
     # ---- plumbing ----------------------------------------------------------------------------
 
-    def _call(self, method, request):
+    def _call(self, method: Callable[..., R], request: Any) -> R:
         """One API call, retried on 429/503/500 with the same request (and request_id)."""
         for attempt in range(1, self.attempts + 1):
             try:
@@ -109,7 +120,13 @@ class Compute:
                 time.sleep(min(self.backoff * 2 ** (attempt - 1), 10))
         raise AssertionError("unreachable")
 
-    def _wait(self, wait, request_type, timeout=None, **scope):
+    def _wait(
+        self,
+        wait: Callable[..., compute_v1.Operation],
+        request_type: Callable[..., Any],
+        timeout: float | None = None,
+        **scope: str,
+    ) -> compute_v1.Operation:
         deadline = time.monotonic() + (timeout or self.timeout)
         while True:
             operation = self._call(wait, request_type(**scope))
@@ -123,7 +140,13 @@ class Compute:
                     f"after {timeout or self.timeout}s"
                 )
 
-    def wait_zone_operation(self, project, zone, operation, timeout=None):
+    def wait_zone_operation(
+        self,
+        project: str,
+        zone: str,
+        operation: compute_v1.Operation | str,
+        timeout: float | None = None,
+    ) -> compute_v1.Operation:
         """Loop ZoneOperationsClient.wait (best-effort: it may answer before DONE) until DONE;
         raise OperationFailed when the operation ended with an error."""
         name = getattr(operation, "name", operation)
@@ -136,7 +159,9 @@ class Compute:
             operation=name,
         )
 
-    def wait_global_operation(self, project, operation, timeout=None):
+    def wait_global_operation(
+        self, project: str, operation: compute_v1.Operation | str, timeout: float | None = None
+    ) -> compute_v1.Operation:
         name = getattr(operation, "name", operation)
         return self._wait(
             self.api.global_operations.wait,
@@ -146,13 +171,20 @@ class Compute:
             operation=name,
         )
 
-    def _zonal(self, method, request, project, zone, wait):
+    def _zonal(
+        self,
+        method: Callable[..., compute_v1.Operation],
+        request: Any,
+        project: str,
+        zone: str,
+        wait: bool,
+    ) -> compute_v1.Operation:
         operation = self._call(method, request)
         return self.wait_zone_operation(project, zone, operation) if wait else operation
 
     # ---- instances ---------------------------------------------------------------------------
 
-    def get_instance(self, project, zone, name):
+    def get_instance(self, project: str, zone: str, name: str) -> compute_v1.Instance | None:
         """The instance, or None when it does not exist."""
         try:
             return self._call(
@@ -162,12 +194,19 @@ class Compute:
         except gexc.NotFound:
             return None
 
-    def get_instance_status(self, project, zone, name):
+    def get_instance_status(self, project: str, zone: str, name: str) -> str | None:
         """ "RUNNING", "TERMINATED", ... or None when the instance does not exist."""
         instance = self.get_instance(project, zone, name)
         return instance.status if instance is not None else None
 
-    def wait_for_status(self, project, zone, name, statuses=("RUNNING",), timeout=None):
+    def wait_for_status(
+        self,
+        project: str,
+        zone: str,
+        name: str,
+        statuses: Collection[str] = ("RUNNING",),
+        timeout: float | None = None,
+    ) -> str | None:
         deadline = time.monotonic() + (timeout or self.timeout)
         while True:
             status = self.get_instance_status(project, zone, name)
@@ -179,21 +218,21 @@ class Compute:
 
     def insert_vm(
         self,
-        project,
-        zone,
-        name,
-        machine_type,
+        project: str,
+        zone: str,
+        name: str,
+        machine_type: str,
         *,
-        data_disk=None,
-        snapshot=None,
-        data_disk_size_gb=None,
-        image=DEFAULT_IMAGE,
-        network="default",
-        labels=None,
-        metadata=None,
-        request_id=None,
-        wait=True,
-    ):
+        data_disk: str | None = None,
+        snapshot: str | None = None,
+        data_disk_size_gb: int | None = None,
+        image: str = DEFAULT_IMAGE,
+        network: str = "default",
+        labels: dict[str, str] | None = None,
+        metadata: dict[str, str] | None = None,
+        request_id: str | None = None,
+        wait: bool = True,
+    ) -> compute_v1.Operation:
         """Create a VM with a boot disk and, optionally, a data disk: the existing disk
         `data_disk`, or a new `<name>-data` disk restored from `snapshot`."""
         disks = [
@@ -241,7 +280,16 @@ class Compute:
         )
         return self._zonal(self.api.instances.insert_unary, request, project, zone, wait)
 
-    def delete_vm(self, project, zone, name, *, request_id=None, missing_ok=True, wait=True):
+    def delete_vm(
+        self,
+        project: str,
+        zone: str,
+        name: str,
+        *,
+        request_id: str | None = None,
+        missing_ok: bool = True,
+        wait: bool = True,
+    ) -> compute_v1.Operation | None:
         """Delete the VM; with missing_ok a VM that is already gone is not an error (None)."""
         request = compute_v1.DeleteInstanceRequest(
             project=project, zone=zone, instance=name, request_id=request_id or str(uuid.uuid4())
@@ -253,13 +301,29 @@ class Compute:
                 return None
             raise
 
-    def stop_vm(self, project, zone, name, *, request_id=None, wait=True):
+    def stop_vm(
+        self,
+        project: str,
+        zone: str,
+        name: str,
+        *,
+        request_id: str | None = None,
+        wait: bool = True,
+    ) -> compute_v1.Operation:
         request = compute_v1.StopInstanceRequest(
             project=project, zone=zone, instance=name, request_id=request_id or str(uuid.uuid4())
         )
         return self._zonal(self.api.instances.stop_unary, request, project, zone, wait)
 
-    def start_vm(self, project, zone, name, *, request_id=None, wait=True):
+    def start_vm(
+        self,
+        project: str,
+        zone: str,
+        name: str,
+        *,
+        request_id: str | None = None,
+        wait: bool = True,
+    ) -> compute_v1.Operation:
         request = compute_v1.StartInstanceRequest(
             project=project, zone=zone, instance=name, request_id=request_id or str(uuid.uuid4())
         )
@@ -267,7 +331,7 @@ class Compute:
 
     # ---- disks -------------------------------------------------------------------------------
 
-    def get_disk(self, project, zone, name):
+    def get_disk(self, project: str, zone: str, name: str) -> compute_v1.Disk | None:
         try:
             return self._call(
                 self.api.disks.get,
@@ -277,8 +341,16 @@ class Compute:
             return None
 
     def create_disk(
-        self, project, zone, name, size_gb, *, snapshot=None, disk_type="pd-ssd", request_id=None
-    ):
+        self,
+        project: str,
+        zone: str,
+        name: str,
+        size_gb: int,
+        *,
+        snapshot: str | None = None,
+        disk_type: str = "pd-ssd",
+        request_id: str | None = None,
+    ) -> compute_v1.Operation:
         disk = compute_v1.Disk(
             name=name, size_gb=size_gb, type_=f"zones/{zone}/diskTypes/{disk_type}"
         )
@@ -292,7 +364,15 @@ class Compute:
         )
         return self._zonal(self.api.disks.insert_unary, request, project, zone, True)
 
-    def delete_disk(self, project, zone, name, *, request_id=None, missing_ok=True):
+    def delete_disk(
+        self,
+        project: str,
+        zone: str,
+        name: str,
+        *,
+        request_id: str | None = None,
+        missing_ok: bool = True,
+    ) -> compute_v1.Operation | None:
         request = compute_v1.DeleteDiskRequest(
             project=project, zone=zone, disk=name, request_id=request_id or str(uuid.uuid4())
         )
@@ -305,7 +385,16 @@ class Compute:
 
     # ---- snapshots ---------------------------------------------------------------------------
 
-    def create_snapshot(self, project, zone, disk, snapshot_name, *, labels=None, request_id=None):
+    def create_snapshot(
+        self,
+        project: str,
+        zone: str,
+        disk: str,
+        snapshot_name: str,
+        *,
+        labels: dict[str, str] | None = None,
+        request_id: str | None = None,
+    ) -> compute_v1.Snapshot | None:
         """Snapshot the disk (disks.createSnapshot) and wait until the snapshot is READY."""
         request = compute_v1.CreateSnapshotDiskRequest(
             project=project,
@@ -317,7 +406,7 @@ class Compute:
         self._zonal(self.api.disks.create_snapshot_unary, request, project, zone, True)
         return self.get_snapshot(project, snapshot_name)
 
-    def get_snapshot(self, project, name):
+    def get_snapshot(self, project: str, name: str) -> compute_v1.Snapshot | None:
         try:
             return self._call(
                 self.api.snapshots.get,
@@ -326,7 +415,7 @@ class Compute:
         except gexc.NotFound:
             return None
 
-    def list_snapshots(self, project, prefix=""):
+    def list_snapshots(self, project: str, prefix: str = "") -> list[compute_v1.Snapshot]:
         """The project's snapshots whose names start with prefix, oldest first."""
         request = compute_v1.ListSnapshotsRequest(project=project)
         if prefix:
@@ -336,7 +425,9 @@ class Compute:
         ]
         return sorted(found, key=lambda s: (s.creation_timestamp, s.name))
 
-    def delete_snapshot(self, project, name, *, request_id=None, missing_ok=True):
+    def delete_snapshot(
+        self, project: str, name: str, *, request_id: str | None = None, missing_ok: bool = True
+    ) -> compute_v1.Operation | None:
         request = compute_v1.DeleteSnapshotRequest(
             project=project, snapshot=name, request_id=request_id or str(uuid.uuid4())
         )
@@ -349,12 +440,12 @@ class Compute:
         return self.wait_global_operation(project, operation)
 
 
-def snapshot_link(project, snapshot):
+def snapshot_link(project: str, snapshot: str) -> str:
     """A snapshot name or link as the API wants it in sourceSnapshot."""
     if "/" in snapshot:
         return snapshot
     return f"projects/{project}/global/snapshots/{snapshot}"
 
 
-def _re2_escape(text):
+def _re2_escape(text: str) -> str:
     return "".join("\\" + c if not (c.isalnum() or c in "-_") else c for c in text)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class KnownError:
     code: str
-    pattern: re.Pattern
+    pattern: re.Pattern[str]
     retries: int  # automatic retries before the run errors
     backoff: float  # seconds before the first retry, doubled after each
     workaround: str
@@ -73,7 +73,7 @@ CATALOGUE = [
 ]
 
 
-def classify(output):
+def classify(output: str | None) -> KnownError | None:
     """The known error in Terraform's output, or None."""
     for known in CATALOGUE:
         if known.pattern.search(output or ""):
@@ -81,7 +81,7 @@ def classify(output):
     return None
 
 
-def summary_line(output):
+def summary_line(output: str | None) -> str:
     """The first `Error:` line of Terraform's output, for the request page."""
     for line in (output or "").splitlines():
         stripped = line.strip(" │╷╵")

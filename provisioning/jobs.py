@@ -8,6 +8,8 @@ import os
 import socket
 import threading
 import time
+from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
@@ -17,20 +19,21 @@ from django.utils import timezone
 
 from provisioning import errors, outcomes, signals, terraform, workspace
 from provisioning.compute import Compute
-from provisioning.models import Run, RunState
+from provisioning.errors import KnownError
+from provisioning.models import Instance, Run, RunState
 from provisioning.runs import HEARTBEAT_INTERVAL
 
 log = logging.getLogger(__name__)
 
 
 class RunFailed(Exception):
-    def __init__(self, message, output="", known=None):
+    def __init__(self, message: str, output: str = "", known: KnownError | None = None) -> None:
         super().__init__(message)
         self.output = output
         self.known = known
 
 
-def execute_run(run_id):
+def execute_run(run_id: int) -> str:
     """Do whatever the run waits for (plan or apply). A duplicate job finds nothing to claim."""
     wanted = Run.objects.filter(pk=run_id).values_list("job_wanted", flat=True).first()
     if not wanted:
@@ -59,45 +62,48 @@ class Heartbeat(threading.Thread):
     """Touches the run every few seconds from its own connection; the reconciler ends runs
     whose heartbeat stops (the worker died)."""
 
-    def __init__(self, run_id):
+    def __init__(self, run_id: int) -> None:
         super().__init__(daemon=True)
         self.run_id = run_id
         self.done = threading.Event()
 
-    def run(self):
+    def run(self) -> None:
         try:
             while not self.done.wait(HEARTBEAT_INTERVAL):
                 Run.objects.filter(pk=self.run_id).update(heartbeat_at=timezone.now())
         finally:
             connection.close()
 
-    def stop(self):
+    def stop(self) -> None:
         self.done.set()
         self.join(timeout=10)
 
 
 class Phase:
-    def __init__(self, run):
+    folder: Path
+    env: dict[str, str]
+
+    def __init__(self, run: Run) -> None:
         self.run = run
-        self.instance = run.instance
-        self._buffer = []
+        self.instance: Instance = run.instance
+        self._buffer: list[str] = []
         self._flushed = time.monotonic()
 
     # -- recording ---------------------------------------------------------------------------
 
-    def say(self, text):
+    def say(self, text: str) -> None:
         self._buffer.append(text if text.endswith("\n") else text + "\n")
         if time.monotonic() - self._flushed > 1:
             self.flush()
 
-    def flush(self):
+    def flush(self) -> None:
         if self._buffer:
             chunk = "".join(self._buffer)
             self._buffer = []
             Run.objects.filter(pk=self.run.pk).update(log=Concat(F("log"), Value(chunk)))
         self._flushed = time.monotonic()
 
-    def step(self, name, status):
+    def step(self, name: str, status: str) -> None:
         self.flush()
         run = Run.objects.get(pk=self.run.pk)
         now = timezone.now()
@@ -121,7 +127,7 @@ class Phase:
                 )
         self.run.steps = run.steps
 
-    def terraform(self, *args):
+    def terraform(self, *args: str) -> tuple[str, int]:
         self.say(f"$ terraform {' '.join(args)}")
         try:
             return terraform.run(list(args), self.folder, self.env, on_output=self.say)
@@ -132,7 +138,7 @@ class Phase:
         finally:
             self.flush()
 
-    def prepare(self):
+    def prepare(self) -> None:
         self.step("render", "running")
         self.folder, self.env = workspace.render(self.instance, self.run.params)
         self.say(f"workspace {self.folder}")
@@ -141,7 +147,7 @@ class Phase:
         self.terraform("init", "-input=false", "-no-color", "-reconfigure")
         self.step("init", "done")
 
-    def compute(self):
+    def compute(self) -> Compute:
         if settings.PROVISIONING_BACKEND == "sandbox":
             if not settings.SANDBOX_COMPUTE_URL:
                 raise RunFailed("SANDBOX_COMPUTE_URL is not set: no sandbox Compute server")
@@ -150,7 +156,7 @@ class Phase:
 
 
 class Plan(Phase):
-    def execute(self):
+    def execute(self) -> None:
         self.prepare()
         self.step("plan", "running")
         args = ["plan", "-input=false", "-no-color", "-out=tfplan"]
@@ -178,7 +184,7 @@ class Plan(Phase):
             )
 
 
-def plan_summary(plan):
+def plan_summary(plan: dict[str, Any]) -> dict[str, int]:
     counts = {"add": 0, "change": 0, "destroy": 0}
     for change in plan.get("resource_changes", []):
         actions = change.get("change", {}).get("actions", [])
@@ -192,10 +198,14 @@ def plan_summary(plan):
 
 
 class Apply(Phase):
-    def execute(self):
+    snapshot_name: str
+
+    def execute(self) -> None:
         self.refuse_if_stale()
         self.prepare()
-        (self.folder / "tfplan").write_bytes(bytes(self.run.plan_binary))
+        plan = self.run.plan_binary
+        assert plan is not None  # refuse_if_stale refused a run without a saved plan
+        (self.folder / "tfplan").write_bytes(bytes(plan))
         if self.run.kind in ("suspend", "upgrade"):
             self.snapshot()
         self.apply()
@@ -204,7 +214,7 @@ class Apply(Phase):
             self.cleanup()
         self.record()
 
-    def refuse_if_stale(self):
+    def refuse_if_stale(self) -> None:
         """Confirm applies exactly the saved plan, or nothing: the module or the instance must
         not have changed since (Terraform itself refuses a plan whose state moved on)."""
         expected = workspace.digest(self.run.params, workspace.module_dir())
@@ -214,12 +224,12 @@ class Apply(Phase):
                 known=errors.classify("Saved plan is stale"),
             )
 
-    def current_color(self):
+    def current_color(self) -> str:
         variables = self.instance.outputs.get("variables") or {}
         deployments = variables.get("deployments") or [self.instance.outputs.get("color", "blue")]
         return deployments[0]
 
-    def snapshot(self):
+    def snapshot(self) -> None:
         self.step("snapshot", "running")
         color = self.current_color()
         if self.run.kind == "upgrade":
@@ -241,7 +251,7 @@ class Apply(Phase):
         self.snapshot_name = name
         self.step("snapshot", "done")
 
-    def apply(self):
+    def apply(self) -> None:
         self.step("apply", "running")
         args = ["apply", "-input=false", "-no-color", "tfplan"]
         attempt = 0
@@ -264,7 +274,7 @@ class Apply(Phase):
                     args.append("-destroy")
         self.step("apply", "done")
 
-    def verify(self):
+    def verify(self) -> None:
         self.step("verify", "running")
         compute = self.compute()
         project, zone = self.instance.gcp_project, self.instance.zone
@@ -282,7 +292,7 @@ class Apply(Phase):
                 raise RunFailed(f"{name} should be gone but the Compute API reports {status}")
         self.step("verify", "done")
 
-    def cleanup(self):
+    def cleanup(self) -> None:
         self.step("cleanup", "running")
         compute = self.compute()
         for snapshot in compute.list_snapshots(self.instance.gcp_project, self.instance.slug):
@@ -295,7 +305,7 @@ class Apply(Phase):
                 )
         self.step("cleanup", "done")
 
-    def record(self):
+    def record(self) -> None:
         self.step("record", "running")
         outputs = {}
         if not self.run.destroy:
@@ -318,7 +328,7 @@ class Apply(Phase):
             signals.run_applied.send(Run, run=self.run, at=now)
 
 
-def _fail(run_id, exc):
+def _fail(run_id: int, exc: BaseException) -> None:
     close_old_connections()
     run = Run.objects.get(pk=run_id)
     if run.state in (RunState.APPLIED, RunState.ERRORED, RunState.DISCARDED):

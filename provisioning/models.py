@@ -26,10 +26,14 @@ MACHINE_TYPES = {
     "n1-standard-32": {"vcpus": 32, "memory_gb": 120, "monthly_usd": 777},
     "n1-standard-96": {"vcpus": 96, "memory_gb": 360, "monthly_usd": 2330},
 }
-MachineType = models.TextChoices("MachineType", [(name, name) for name in MACHINE_TYPES])
+# django-stubs types the functional API for a space-separated string of names only, not for
+# the (value, label) pairs Django also takes.
+MachineType = models.TextChoices(  # type: ignore[call-overload]
+    "MachineType", [(name, name) for name in MACHINE_TYPES]
+)
 
 
-class InstanceQuerySet(models.QuerySet):
+class InstanceQuerySet(models.QuerySet["Instance"]):
     def live(self) -> "InstanceQuerySet":
         """Instances not torn down: a slug names at most one of them."""
         return self.exclude(status=InstanceStatus.TORN_DOWN)
@@ -72,20 +76,20 @@ class Instance(models.Model):
             )
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.slug
 
     @property
-    def monthly_cost_usd(self):
+    def monthly_cost_usd(self) -> int:
         machine = MACHINE_TYPES.get(self.machine_type, {}).get("monthly_usd", 0)
         return machine + 282 + 56 if self.status not in ("torn_down", "suspended") else 0
 
 
-def project_id_for(slug):
+def project_id_for(slug: str) -> str:
     return f"{settings.INSTANCE_PROJECT_PREFIX}-{slug}"
 
 
-def url_for(slug):
+def url_for(slug: str) -> str:
     return f"https://{slug}.{settings.INSTANCE_DOMAIN}"
 
 
@@ -164,7 +168,7 @@ class Run(models.Model):
             )
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"run #{self.pk} ({self.kind}) of {self.instance_id}: {self.state}"
 
     @property
@@ -193,7 +197,9 @@ class Run(models.Model):
             started_at=now,
         )
 
-    def mark_planned(self, plan_binary: bytes, plan_text: str, summary: dict, digest: str) -> bool:
+    def mark_planned(
+        self, plan_binary: bytes, plan_text: str, summary: dict[str, int], digest: str
+    ) -> bool:
         """planning -> planned: the saved plan waits for a confirm."""
         return self._move(
             {"state": RunState.PLANNING},
@@ -222,7 +228,7 @@ class Run(models.Model):
             {"state": RunState.PLANNED}, state=RunState.DISCARDED, job_wanted="", finished_at=now
         )
 
-    def mark_applied(self, outputs: dict, now: datetime) -> bool:
+    def mark_applied(self, outputs: dict[str, Any], now: datetime) -> bool:
         """applying -> applied. Loses when the reconciler ended the run meanwhile (its worker was
         taken for dead): a straggler never brings a run back."""
         return self._move(
@@ -239,7 +245,7 @@ class Run(models.Model):
         error: str,
         code: str = "",
         workaround: str = "",
-        steps: list | None = None,
+        steps: list[dict[str, Any]] | None = None,
     ) -> bool:
         """`from_state` -> errored, with the reason and, for a known failure, its workaround."""
         changes: dict[str, Any] = {

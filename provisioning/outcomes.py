@@ -1,7 +1,9 @@
 """What runs mean for instances: the steps of each kind, and the instance after a run (or after
 a request done by hand, which the workflow applies through the same function)."""
 
-from provisioning.models import InstanceStatus
+from typing import Any
+
+from provisioning.models import Instance, InstanceStatus, Run
 
 STEP_LABELS = {
     "render": "Write the workspace",
@@ -15,7 +17,7 @@ STEP_LABELS = {
 }
 
 
-def step_names(kind):
+def step_names(kind: str) -> list[str]:
     names = ["render", "init", "plan"]
     if kind in ("suspend", "upgrade"):
         names.append("snapshot")
@@ -26,7 +28,7 @@ def step_names(kind):
     return names
 
 
-def initial_steps(kind):
+def initial_steps(kind: str) -> list[dict[str, Any]]:
     return [
         {
             "name": name,
@@ -39,7 +41,13 @@ def initial_steps(kind):
     ]
 
 
-def apply_outcome(instance, kind, variables=None, outputs=None, changes=None):
+def apply_outcome(
+    instance: Instance,
+    kind: str,
+    variables: dict[str, Any] | None = None,
+    outputs: dict[str, Any] | None = None,
+    changes: dict[str, Any] | None = None,
+) -> None:
     """Set the instance as a finished request of `kind` leaves it. `variables` and `outputs`
     come from a run; a request done by hand passes `changes` (e.g. the new version)."""
     changes = changes or {}
@@ -52,7 +60,9 @@ def apply_outcome(instance, kind, variables=None, outputs=None, changes=None):
     elif kind == "teardown":
         instance.status = InstanceStatus.TORN_DOWN
     elif kind == "upgrade":
-        instance.version = (variables or {}).get("instance_version") or changes.get("version")
+        version = (variables or {}).get("instance_version") or changes.get("version")
+        if version is not None:
+            instance.version = version
     elif kind == "enable_executors":
         instance.executors_enabled = True
     if variables is not None:
@@ -69,7 +79,7 @@ def apply_outcome(instance, kind, variables=None, outputs=None, changes=None):
     instance.save()
 
 
-def after_error(run):
+def after_error(run: Run) -> None:
     """A create that failed leaves a failed instance (a retry provisions it again)."""
     instance = run.instance
     if run.kind == "create" and instance.status == InstanceStatus.PROVISIONING:
@@ -77,5 +87,5 @@ def after_error(run):
         instance.save(update_fields=["status", "updated_at"])
 
 
-def after_discard(run):
+def after_discard(run: Run) -> None:
     """Nothing is applied by a discarded plan; a create's instance waits for the next plan."""

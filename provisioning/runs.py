@@ -4,7 +4,8 @@ retry, and read runs. Each writes the run row first and enqueues its job after c
 runs whose worker died."""
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import django_rq
 from django.conf import settings
@@ -14,10 +15,14 @@ from django.utils import timezone
 from provisioning import instances, outcomes, signals, workspace
 from provisioning.models import (
     ACTIVE_RUN_STATES,
+    Instance,
     InstanceStatus,
     Run,
     RunState,
 )
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 log = logging.getLogger(__name__)
 PROVISIONING_KINDS = ("create", "suspend", "resume", "teardown", "upgrade", "enable_executors")
@@ -27,32 +32,32 @@ class RunRefused(Exception):
     """The run cannot start or move now (another run is active, no planned run, ...)."""
 
 
-def instance_has_applying_run(instance_id, request_id):
+def instance_has_applying_run(instance_id: int, request_id: int) -> bool:
     return Run.objects.filter(
         instance_id=instance_id, request_id=request_id, state=RunState.APPLYING
     ).exists()
 
 
-def active_run(instance_id):
+def active_run(instance_id: int) -> Run | None:
     return Run.objects.filter(instance_id=instance_id, state__in=ACTIVE_RUN_STATES).first()
 
 
-def latest_run(request_id):
+def latest_run(request_id: int) -> Run | None:
     return Run.objects.filter(request_id=request_id).order_by("-created_at", "-id").first()
 
 
-def runs_for(request_id):
+def runs_for(request_id: int) -> list[Run]:
     return list(Run.objects.filter(request_id=request_id).order_by("created_at", "id"))
 
 
-def runs_for_many(request_ids):
-    found = {}
+def runs_for_many(request_ids: list[int]) -> dict[int, list[Run]]:
+    found: dict[int, list[Run]] = {}
     for run in Run.objects.filter(request_id__in=request_ids).order_by("created_at", "id"):
         found.setdefault(run.request_id, []).append(run)
     return found
 
 
-def instance_for_create(slug, customer, settings_of_request):
+def instance_for_create(slug: str, customer: str, settings_of_request: dict[str, Any]) -> Instance:
     """The instance a create request provisions, made (status provisioning) when it is planned."""
     instance = instances.live(slug)
     if instance is not None:
@@ -71,7 +76,14 @@ def instance_for_create(slug, customer, settings_of_request):
         raise RunRefused(str(exc)) from None
 
 
-def start(instance, request_id, kind, user, changes, now):
+def start(
+    instance: Instance,
+    request_id: int,
+    kind: str,
+    user: "User | None",
+    changes: dict[str, Any],
+    now: datetime,
+) -> Run:
     """`plan`: a new run for the request, queued for a worker to plan."""
     if kind not in PROVISIONING_KINDS:
         raise RunRefused(f"{kind} requests have no provisioning run.")
@@ -104,7 +116,7 @@ def start(instance, request_id, kind, user, changes, now):
     return run
 
 
-def confirm(run, user, now):
+def confirm(run: Run, user: "User | None", now: datetime) -> None:
     """Apply exactly the saved plan: the run moves to applying and waits for a worker."""
     if not run.confirm(user):
         raise RunRefused(f"Run #{run.pk} is not waiting for a confirm.")
@@ -112,7 +124,7 @@ def confirm(run, user, now):
     transaction.on_commit(lambda: enqueue(run.pk))
 
 
-def discard(run, user, now):
+def discard(run: Run, user: "User | None", now: datetime) -> None:
     if not run.discard(now):
         raise RunRefused(f"Run #{run.pk} has no plan to discard.")
     outcomes.after_discard(run)
@@ -122,7 +134,7 @@ def discard(run, user, now):
 EXECUTE_JOB = "provisioning.jobs.execute_run"
 
 
-def enqueue(run_id):
+def enqueue(run_id: int) -> bool:
     try:
         django_rq.get_queue("provisioning").enqueue(
             EXECUTE_JOB,
@@ -141,11 +153,11 @@ RELAY_AFTER = timedelta(seconds=60)
 HEARTBEAT_INTERVAL = 5
 
 
-def heartbeat_timeout():
+def heartbeat_timeout() -> timedelta:
     return timedelta(seconds=getattr(settings, "PROVISIONING_HEARTBEAT_TIMEOUT", 90))
 
 
-def relay_runs(now=None):
+def relay_runs(now: datetime | None = None) -> int:
     """Enqueue the runs that wait for a job but never reached Redis (or were lost with it)."""
     now = now or timezone.now()
     waiting = Run.objects.filter(
@@ -163,7 +175,7 @@ def relay_runs(now=None):
     return relayed
 
 
-def reconcile_runs(now=None):
+def reconcile_runs(now: datetime | None = None) -> int:
     """End the runs whose worker stopped beating (killed, machine lost): errored with the
     reason, which frees the instance for a retry. Terraform's own lock died with the worker's
     database session (pg backend) or file handle (local backend)."""
@@ -176,9 +188,11 @@ def reconcile_runs(now=None):
     ended = 0
     for run in stale:
         with transaction.atomic():
+            # The filter above leaves no run without a heartbeat.
+            last_beat = run.heartbeat_at.isoformat() if run.heartbeat_at else "none"
             reason = (
                 f"The worker running this {run.state} step stopped answering (last heartbeat "
-                f"{run.heartbeat_at.isoformat()}); the run was ended so the instance is free."
+                f"{last_beat}); the run was ended so the instance is free."
             )
             if run.reconcile(now, reason):
                 outcomes.after_error(run)

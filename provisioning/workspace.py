@@ -8,26 +8,28 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import hcl2
 from django.conf import settings
 from django.db import connection
 
 from provisioning import terraform
+from provisioning.models import Instance
 
 MODULES = Path(__file__).resolve().parent / "terraform" / "modules"
 COLORS = ("blue", "green")
 
 
-def workspace_dir(instance):
+def workspace_dir(instance: Instance) -> Path:
     return Path(settings.VAR_DIR) / "workspaces" / f"{instance.slug}-{instance.pk}"
 
 
-def state_schema(instance):
+def state_schema(instance: Instance) -> str:
     return f"tfstate_{instance.slug.replace('-', '_')}_{instance.pk}"
 
 
-def base_variables(instance):
+def base_variables(instance: Instance) -> dict[str, Any]:
     """The variables of an instance that has never been applied."""
     zone = instance.zone or "us-central1-f"
     return {
@@ -50,7 +52,9 @@ def base_variables(instance):
     }
 
 
-def desired_variables(instance, kind, changes, run_key):
+def desired_variables(
+    instance: Instance, kind: str, changes: dict[str, Any], run_key: object
+) -> dict[str, Any]:
     """What the instance's Terraform variables become for a run of `kind`: the last applied
     ones (so a restored disk is never replaced by accident) with this kind's change."""
     current = dict(instance.outputs.get("variables") or base_variables(instance))
@@ -77,11 +81,11 @@ def desired_variables(instance, kind, changes, run_key):
     return current
 
 
-def upgrade_snapshot(instance, color, run_key):
+def upgrade_snapshot(instance: Instance, color: str, run_key: object) -> str:
     return f"{instance.slug}-{color}-r{run_key}"
 
 
-def _hcl(value):
+def _hcl(value: Any) -> Any:
     """Python -> the form hcl2.dumps expects: strings already quoted (and `${` escaped)."""
     if isinstance(value, str):
         return json.dumps(value).replace("${", "$${").replace("%{", "%%{")
@@ -92,11 +96,11 @@ def _hcl(value):
     return value
 
 
-def tfvars_text(variables):
+def tfvars_text(variables: dict[str, Any]) -> str:
     return terraform.fmt(hcl2.dumps(_hcl(variables)))
 
 
-def digest(variables, module):
+def digest(variables: dict[str, Any], module: Path | str) -> str:
     """What a saved plan was made from: its variables and the module's source."""
     h = hashlib.sha256(json.dumps(variables, sort_keys=True).encode())
     for path in sorted(Path(module).glob("*.tf")):
@@ -104,11 +108,11 @@ def digest(variables, module):
     return h.hexdigest()
 
 
-def module_dir():
+def module_dir() -> Path:
     return MODULES / ("gcp" if settings.PROVISIONING_BACKEND == "gcp" else "sandbox")
 
 
-def render(instance, variables):
+def render(instance: Instance, variables: dict[str, Any]) -> tuple[Path, dict[str, str]]:
     """Write the workspace; returns (directory, environment for terraform)."""
     folder = workspace_dir(instance)
     folder.mkdir(parents=True, exist_ok=True)
@@ -160,7 +164,7 @@ def render(instance, variables):
     return folder, env
 
 
-def postgres_conn_str():
+def postgres_conn_str() -> str:
     db = connection.settings_dict
     parts = [
         f"host={db.get('HOST') or 'localhost'}",

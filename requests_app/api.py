@@ -1,7 +1,9 @@
 """The JSON API of CONTRACTS.md section 5. It validates with the same forms as the pages and
 changes requests only through the workflow functions."""
 
-from django.db.models import Prefetch
+from typing import TYPE_CHECKING, Any
+
+from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -9,8 +11,9 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
+from rest_framework.request import Request as ApiRequest
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
+from rest_framework.views import APIView, exception_handler
 
 from provisioning import instances, runs
 from provisioning.models import Instance, Run
@@ -19,20 +22,23 @@ from requests_app.forms import FORMS, ActionForm
 from requests_app.models import Event, Kind, Request, State
 from requests_app.sla.status import filter_by_timer_status, sla_json
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 class CanRead(permissions.BasePermission):
     message = "Your account has no role in the portal."
 
-    def has_permission(self, request, view):
+    def has_permission(self, request: ApiRequest, view: APIView) -> bool:
         return bool(request.user and request.user.is_authenticated) and workflow.can_read(
             request.user
         )
 
 
-def handle_exception(exc, context):
+def handle_exception(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Workflow errors carry their own status: 400 with field errors, 403, 409."""
     if isinstance(exc, workflow.WorkflowError):
-        body = {"detail": exc.message}
+        body: dict[str, str | list[str]] = {"detail": exc.message}
         body.update(exc.errors)
         return Response(body, status=exc.status)
     if isinstance(exc, Request.DoesNotExist):
@@ -41,7 +47,9 @@ def handle_exception(exc, context):
 
 
 class EventSerializer(serializers.ModelSerializer):
-    by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
 
     class Meta:
         model = Event
@@ -50,8 +58,12 @@ class EventSerializer(serializers.ModelSerializer):
 
 class RequestSerializer(serializers.ModelSerializer):
     instance = serializers.CharField(source="instance_slug")
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    assignee = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    requested_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    assignee: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
     sla = serializers.SerializerMethodField()
     events = EventSerializer(many=True, read_only=True)
     runs = serializers.SerializerMethodField()
@@ -89,15 +101,16 @@ class RequestSerializer(serializers.ModelSerializer):
             "allowed_actions",
         ]
 
-    def get_sla(self, obj) -> dict:
+    def get_sla(self, obj: Request) -> dict:
         return sla_json(obj)
 
-    def get_runs(self, obj) -> list:
+    def get_runs(self, obj: Request) -> list:
         found = self.context.get("runs")
         items = found.get(obj.pk, []) if found is not None else runs.runs_for(obj.pk)
-        return RunSerializer(items, many=True).data
+        # many=True makes a ListSerializer, whose data is a list; the stubs type it as one row.
+        return RunSerializer(items, many=True).data  # type: ignore[return-value]
 
-    def get_allowed_actions(self, obj) -> list[str] | None:
+    def get_allowed_actions(self, obj: Request) -> list[str] | None:
         # Only on one request: working it out costs queries per request.
         if not self.context.get("detail"):
             return None
@@ -127,7 +140,7 @@ class RunSerializer(serializers.ModelSerializer):
             "log_tail",
         ]
 
-    def get_log_tail(self, obj) -> str:
+    def get_log_tail(self, obj: Run) -> str:
         return obj.log[-4000:]
 
 
@@ -152,7 +165,7 @@ class InstanceSerializer(serializers.ModelSerializer):
         ]
 
 
-def true_param(value):
+def true_param(value: object) -> bool:
     return str(value).lower() in ("1", "true", "yes")
 
 
@@ -174,13 +187,13 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     serializer_class = RequestSerializer
     permission_classes = [CanRead]
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Request]:
         events = Event.objects.select_related("by").order_by("at", "id")
         queryset = Request.objects.with_related().prefetch_related(
             Prefetch("events", queryset=events)
         )
         params = self.request.query_params
-        errors = {}
+        errors: dict[str, list[str]] = {}
         if "state" in params:
             if params["state"] not in State.values:
                 errors["state"] = [f"Unknown state {params['state']!r}."]
@@ -204,15 +217,16 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return queryset.order_by("-created_at", "-id")
 
     @extend_schema(parameters=REQUEST_FILTERS)
-    def list(self, request, *args, **kwargs):
+    def list(self, request: ApiRequest, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        assert page is not None  # REST_FRAMEWORK sets a pagination class
         context = {
             **self.get_serializer_context(),
             "runs": runs.runs_for_many([r.pk for r in page]),
         }
         return self.get_paginated_response(RequestSerializer(page, many=True, context=context).data)
 
-    def retrieve(self, request, *args, **kwargs):
+    def retrieve(self, request: ApiRequest, *args: Any, **kwargs: Any) -> Response:
         return Response(self._fresh(self.get_object().pk))
 
     @extend_schema(
@@ -239,7 +253,7 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         ),
         responses={201: RequestSerializer},
     )
-    def create(self, request):
+    def create(self, request: ApiRequest) -> Response:
         if not workflow.can_file(request.user):
             raise workflow.Forbidden("Only CE and Sales file requests.")
         if not isinstance(request.data, dict):
@@ -261,7 +275,7 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         created = workflow.file_request(request.user, kind, form.cleaned_data)
         return Response(self._fresh(created.pk), status=status.HTTP_201_CREATED)
 
-    def _fresh(self, pk):
+    def _fresh(self, pk: int) -> dict[str, Any]:
         obj = self.get_queryset().get(pk=pk)
         context = {**self.get_serializer_context(), "detail": True}
         return RequestSerializer(obj, context=context).data
@@ -279,7 +293,9 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         parameters=[OpenApiParameter("action_name", OpenApiTypes.STR, OpenApiParameter.PATH)],
     )
     @action(detail=True, methods=["post"], url_path=r"actions/(?P<action_name>[a-z_]+)")
-    def actions(self, request, pk=None, action_name=None):
+    def actions(
+        self, request: ApiRequest, pk: str | None = None, action_name: str | None = None
+    ) -> Response:
         target = get_object_or_404(Request, pk=pk)
         form = ActionForm(data=request.data if isinstance(request.data, dict) else {})
         if not form.is_valid():
@@ -290,7 +306,7 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         workflow.perform(
             request.user,
             target.pk,
-            action_name,
+            action_name or "",  # the URL pattern makes sure there is one
             comment=form.cleaned_data["comment"],
             due_at=form.cleaned_data["due_at"],
             confirm=form.cleaned_data["confirm"],
@@ -302,7 +318,7 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         responses={201: RequestSerializer},
     )
     @action(detail=True, methods=["post"])
-    def comments(self, request, pk=None):
+    def comments(self, request: ApiRequest, pk: str | None = None) -> Response:
         target = get_object_or_404(Request, pk=pk)
         body = request.data.get("body") if isinstance(request.data, dict) else None
         if not isinstance(body, str):
@@ -317,7 +333,7 @@ class InstanceViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_field = "slug"
     queryset = Instance.objects.order_by("slug")
 
-    def get_object(self):
+    def get_object(self) -> Instance:
         # A slug may be reused after a teardown: the live instance wins, else the latest.
         found = instances.latest(self.kwargs["slug"])
         if found is None:

@@ -1,4 +1,7 @@
-from django.urls import path
+from typing import TypeVar
+
+from django.contrib.auth.decorators import login_not_required
+from django.urls import URLPattern, URLResolver, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
@@ -8,12 +11,15 @@ router = DefaultRouter(trailing_slash=True)
 router.register("requests", api.RequestViewSet, basename="api-request")
 router.register("instances", api.InstanceViewSet, basename="api-instance")
 
+P = TypeVar("P", bound=URLPattern | URLResolver)
 
-def _api(patterns):
+
+def _api(patterns: list[P]) -> list[P]:
     # The API authenticates itself (session or token) and answers 401/403 in JSON; the
     # login-redirect middleware must not turn token calls into redirects to the login page.
     for pattern in patterns:
-        pattern.callback.login_required = False
+        if isinstance(pattern, URLPattern):  # the router makes patterns only
+            login_not_required(pattern.callback)
     return patterns
 
 

@@ -1,20 +1,36 @@
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
 from django.apps import AppConfig
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from provisioning.models import Run
 
 
 class RequestsAppConfig(AppConfig):
     name = "requests_app"
     verbose_name = "Requests"
 
-    def ready(self):
+    def ready(self) -> None:
         # Provisioning tells of its runs through signals; the workflow turns them into history
         # events and finishes the request when its run applies.
         from provisioning import signals
         from requests_app import workflow
 
-        def on_run_event(sender, run, action, comment, at, user, **kwargs):
+        def on_run_event(
+            sender: object,
+            run: "Run",
+            action: str,
+            comment: str,
+            at: datetime,
+            user: "User | None",
+            **kwargs: Any,
+        ) -> None:
             workflow.record_run_event(run, action, comment, at, user)
 
-        def on_run_applied(sender, run, at, **kwargs):
+        def on_run_applied(sender: object, run: "Run", at: datetime, **kwargs: Any) -> None:
             workflow.finish_by_run(run, at)
 
         signals.run_event.connect(on_run_event, dispatch_uid="requests_app.run_event")

@@ -2,6 +2,7 @@
 looked up by slug and requests by their `demo-N` external id."""
 
 from datetime import timedelta
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.utils import timezone
@@ -19,7 +20,8 @@ INSTANCES = [
 ]
 
 # (external id, filed by, kind, fields, days ago, then: [(action, by, hours later, extra)])
-REQUESTS = [
+Step = tuple[str, str, int, dict[str, Any]]
+REQUESTS: list[tuple[str, str, str, dict[str, Any], int, list[Step]]] = [
     (
         "demo-1",
         "ce",
@@ -107,7 +109,7 @@ REQUESTS = [
 ]
 
 
-def seed():
+def seed() -> str:
     now = timezone.now()
     users = {u.username: u for u in get_user_model().objects.all()}
     for slug, customer, status, version, machine_type, executors in INSTANCES:

@@ -2,13 +2,14 @@
 a request is judged by the same rules whichever way it arrives."""
 
 import re
+from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.utils import timezone
 
 from provisioning import instances
-from provisioning.models import Access, InstanceStatus
+from provisioning.models import Access, Instance, InstanceStatus
 from requests_app import validation
 from requests_app.models import PROVISIONING_KINDS, Kind, NonStandardReason, Request
 
@@ -16,7 +17,7 @@ from requests_app.models import PROVISIONING_KINDS, Kind, NonStandardReason, Req
 class ListField(forms.Field):
     """A list from JSON, or from text split on commas, spaces and new lines (the pages)."""
 
-    def to_python(self, value):
+    def to_python(self, value: Any) -> list[str]:
         if value in (None, "", []):
             return []
         if isinstance(value, str):
@@ -29,14 +30,14 @@ class ListField(forms.Field):
 
 
 class ReasonsField(forms.MultipleChoiceField):
-    def to_python(self, value):
+    def to_python(self, value: Any) -> list[str]:
         if isinstance(value, str):
             value = [value] if value else []
         return super().to_python(value)
 
 
 class BaseRequestForm(forms.Form):
-    kind = None  # set by each subclass
+    kind: str | None = None  # set by each subclass
     customer = forms.CharField(max_length=200, required=False)
     instance = forms.CharField(max_length=30, label="Instance (slug)")
     justification = forms.CharField(widget=forms.Textarea, required=False)
@@ -49,7 +50,9 @@ class BaseRequestForm(forms.Form):
     )
 
     # Instance statuses that allow this kind (None: any live instance).
-    allowed_statuses = None
+    allowed_statuses: tuple[str, ...] | None = None
+    # The live instance clean_instance found (not set on a create form).
+    instance_obj: Instance | None
     field_order = [
         "instance",
         "customer",
@@ -60,7 +63,7 @@ class BaseRequestForm(forms.Form):
         "non_standard_reasons",
     ]
 
-    def clean_instance(self):
+    def clean_instance(self) -> str:
         slug = self.cleaned_data["instance"].strip().lower()
         self.instance_obj = instances.live(slug)
         if self.instance_obj is None:
@@ -74,7 +77,7 @@ class BaseRequestForm(forms.Form):
         self.check_no_conflict(slug)
         return slug
 
-    def check_no_conflict(self, slug):
+    def check_no_conflict(self, slug: str) -> None:
         if self.kind not in PROVISIONING_KINDS:
             return
         clash = (
@@ -89,10 +92,12 @@ class BaseRequestForm(forms.Form):
                 f"already open for {slug!r}; finish or cancel it first."
             )
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        if not cleaned.get("customer") and getattr(self, "instance_obj", None):
-            cleaned["customer"] = self.instance_obj.customer
+        assert cleaned is not None  # Form.clean returns cleaned_data
+        instance = getattr(self, "instance_obj", None)
+        if not cleaned.get("customer") and instance:
+            cleaned["customer"] = instance.customer
         if not cleaned.get("customer") and "customer" not in self.errors:
             self.add_error("customer", "Name the customer.")
         return cleaned
@@ -138,7 +143,7 @@ class CreateRequestForm(BaseRequestForm):
         max_length=40, required=False, help_text="Release to install; empty: the latest."
     )
 
-    def clean_instance(self):
+    def clean_instance(self) -> str:
         # Not lowercased: a new slug is checked as typed, so 'Acme' is refused, not renamed.
         slug = self.cleaned_data["instance"].strip()
         errors = validation.slug_errors(slug, settings.INSTANCE_PROJECT_PREFIX)
@@ -154,19 +159,19 @@ class CreateRequestForm(BaseRequestForm):
             )
         return slug
 
-    def clean_zone(self):
+    def clean_zone(self) -> str:
         zone = self.cleaned_data["zone"].strip() or "us-central1-f"
         if not validation.ZONE.match(zone):
             raise forms.ValidationError(f"{zone!r} is not a GCP zone such as us-central1-f.")
         return zone
 
-    def clean_target_version(self):
+    def clean_target_version(self) -> str:
         version = self.cleaned_data["target_version"].strip()
         if version and validation.parse_version(version) is None:
             raise forms.ValidationError(f"{version!r} is not a version such as 5.3.1.")
         return version or settings.INSTANCE_DEFAULT_VERSION
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         if "access" in cleaned and not cleaned["access"]:
             cleaned["access"] = Access.PUBLIC_SSO
@@ -206,7 +211,7 @@ class TeardownRequestForm(BaseRequestForm):
         help_text="Teardown deletes the instance and its data for good.",
     )
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         slug = cleaned.get("instance")
         if slug and cleaned.get("confirm", "").strip().lower() != slug:
@@ -224,7 +229,7 @@ class UpgradeRequestForm(BaseRequestForm):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         version = (cleaned.get("target_version") or "").strip()
         target = validation.parse_version(version)
@@ -232,7 +237,7 @@ class UpgradeRequestForm(BaseRequestForm):
             self.add_error("target_version", f"{version!r} is not a version such as 5.3.1.")
         instance = getattr(self, "instance_obj", None)
         running = validation.parse_version(instance.version) if instance else None
-        if target and running and target <= running:
+        if instance and target and running and target <= running:
             self.add_error(
                 "target_version",
                 f"{instance.slug!r} already runs {instance.version}; name a newer version.",
@@ -247,9 +252,9 @@ class EnableExecutorsRequestForm(BaseRequestForm):
     kind = Kind.ENABLE_EXECUTORS
     allowed_statuses = (InstanceStatus.ACTIVE,)
 
-    def clean_instance(self):
+    def clean_instance(self) -> str:
         slug = super().clean_instance()
-        if self.instance_obj.executors_enabled:
+        if self.instance_obj and self.instance_obj.executors_enabled:
             raise forms.ValidationError(f"Executors are already enabled on {slug!r}.")
         return slug
 
@@ -261,7 +266,7 @@ class FeatureRequestForm(BaseRequestForm):
     )
 
 
-FORMS = {
+FORMS: dict[str | None, type[BaseRequestForm]] = {
     form.kind: form
     for form in [
         CreateRequestForm,

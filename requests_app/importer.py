@@ -12,8 +12,11 @@ order it happened.
 """
 
 import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -22,7 +25,7 @@ from django.db.models import Min, Q
 from django.utils import timezone
 
 from provisioning import instances
-from provisioning.models import Access, InstanceStatus
+from provisioning.models import Access, Instance, InstanceStatus
 from requests_app import validation, workflow
 from requests_app.models import (
     FINAL_STATES,
@@ -32,6 +35,9 @@ from requests_app.models import (
     Request,
 )
 from requests_app.transitions import RULES
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 # Actions that start or drive provisioning runs: history before the portal had none to replay.
 RUN_ACTIONS = frozenset({"plan", "confirm", "discard", "retry"})
@@ -69,7 +75,7 @@ class ImportFileError(Exception):
 class Rejected(Exception):
     """A record breaks a rule; `where` names the field or event."""
 
-    def __init__(self, where, message):
+    def __init__(self, where: str, message: str) -> None:
         super().__init__(f"{where}: {message}")
         self.where = where
         self.message = message
@@ -82,9 +88,9 @@ class Outcome:
     message: str = ""
     request_id: int | None = None
     state: str = ""
-    ignored: tuple = ()  # fields of the record that do not apply to its kind
+    ignored: tuple[str, ...] = ()  # fields of the record that do not apply to its kind
 
-    def line(self):
+    def line(self) -> str:
         if self.status == "loaded":
             line = f"loaded {self.label}: request #{self.request_id}, {self.state}"
             if self.ignored:
@@ -97,24 +103,24 @@ class Outcome:
 
 @dataclass
 class ImportResult:
-    outcomes: list = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
 
-    def count(self, status):
+    def count(self, status: str) -> int:
         return sum(1 for outcome in self.outcomes if outcome.status == status)
 
     @property
-    def loaded(self):
+    def loaded(self) -> int:
         return self.count("loaded")
 
     @property
-    def skipped(self):
+    def skipped(self) -> int:
         return self.count("skipped")
 
     @property
-    def rejected(self):
+    def rejected(self) -> int:
         return self.count("rejected")
 
-    def summary(self):
+    def summary(self) -> str:
         return (
             f"loaded {self.loaded}, skipped {self.skipped} already imported, "
             f"rejected {self.rejected}"
@@ -124,7 +130,7 @@ class ImportResult:
 # -- reading ------------------------------------------------------------------------------------
 
 
-def read_file(path):
+def read_file(path: str | os.PathLike[str]) -> list[Any]:
     """The list of records in `path`; ImportFileError when there is none to read."""
     try:
         with open(path, encoding="utf-8") as handle:
@@ -144,13 +150,13 @@ def read_file(path):
     return data
 
 
-def _json_type(value):
+def _json_type(value: object) -> str:
     return {dict: "object", str: "string", bool: "boolean", type(None): "null"}.get(
         type(value), "number"
     )
 
 
-def parse_time(value, where):
+def parse_time(value: object, where: str) -> datetime:
     """An aware datetime from an ISO 8601 string; Rejected for anything else."""
     if not isinstance(value, str) or not value.strip():
         raise Rejected(where, f"give an ISO 8601 timestamp, not {value!r}.")
@@ -166,12 +172,12 @@ def parse_time(value, where):
 # -- importing ----------------------------------------------------------------------------------
 
 
-def import_records(records, *, now=None):
+def import_records(records: list[Any], *, now: datetime | None = None) -> ImportResult:
     """Replay `records` (a list from the file); one Outcome per record, in the order replayed."""
     now = now or timezone.now()
     result = ImportResult()
     importer = _Importer(now)
-    seen = {}
+    seen: dict[str, int] = {}
     for position, record in sorted(enumerate(records), key=_replay_order):
         label = _label(record, position)
         external_id = _external_id(record)
@@ -191,19 +197,19 @@ def import_records(records, *, now=None):
     return result
 
 
-def _external_id(record):
+def _external_id(record: object) -> str | None:
     if isinstance(record, dict) and isinstance(record.get("external_id"), str | int):
         value = str(record["external_id"]).strip()
         return value or None
     return None
 
 
-def _label(record, position):
+def _label(record: object, position: int) -> str:
     external_id = _external_id(record)
     return external_id if external_id is not None else f"record {position} (no external_id)"
 
 
-def _replay_order(item):
+def _replay_order(item: tuple[int, Any]) -> tuple[int, float, int]:
     """Records in the order they were filed; ones without a readable submit time first (they are
     rejected anyway), ties in file order."""
     position, record = item
@@ -215,11 +221,11 @@ def _replay_order(item):
 
 
 class _Importer:
-    def __init__(self, now):
+    def __init__(self, now: datetime) -> None:
         self.now = now
-        self.users = {}
+        self.users: dict[str, User | None] = {}
 
-    def import_one(self, record, position, label):
+    def import_one(self, record: Any, position: int, label: str) -> Outcome:
         external_id = _external_id(record)
         if external_id is not None:
             existing = Request.objects.filter(external_id=external_id).first()
@@ -244,7 +250,7 @@ class _Importer:
 
     # -- one record, inside its transaction
 
-    def replay(self, record):
+    def replay(self, record: Any) -> Request:
         if not isinstance(record, dict):
             raise Rejected("record", f"must be a JSON object, not a JSON {_json_type(record)}.")
         if _external_id(record) is None:
@@ -288,7 +294,7 @@ class _Importer:
         self.check_one_open_at_a_time(request, submit)
         return request
 
-    def event(self, events, index, not_before):
+    def event(self, events: list[Any], index: int, not_before: datetime | None) -> dict[str, Any]:
         raw = events[index]
         where = f"events[{index}]"
         if not isinstance(raw, dict):
@@ -324,7 +330,7 @@ class _Importer:
             "due_at": due_at,
         }
 
-    def user(self, username, where):
+    def user(self, username: object, where: str) -> "User":
         if not isinstance(username, str) or not username:
             raise Rejected(where, "name who took it in 'by'.")
         if username not in self.users:
@@ -337,7 +343,7 @@ class _Importer:
             raise Rejected(where, f"user {username!r} is inactive; no rule lets them act.")
         return user
 
-    def take(self, request, event):
+    def take(self, request: Request, event: dict[str, Any]) -> None:
         action, where = event["action"], event["where"]
         if action == SUBMIT:
             raise Rejected(where, "submit can only be the first event.")
@@ -370,7 +376,7 @@ class _Importer:
 
     # -- fields
 
-    def check_lengths(self, record):
+    def check_lengths(self, record: dict[str, Any]) -> None:
         for name, limit in MAX_LENGTHS.items():
             value = record.get(name)
             if value is not None and not isinstance(value, str | int):
@@ -378,7 +384,7 @@ class _Importer:
             if isinstance(value, str) and len(value.strip()) > limit:
                 raise Rejected(name, f"{value!r} is longer than {limit} characters.")
 
-    def cleaned(self, record, kind, submit):
+    def cleaned(self, record: dict[str, Any], kind: str, submit: dict[str, Any]) -> dict[str, Any]:
         slug = record.get("instance")
         if not isinstance(slug, str) or not slug.strip():
             raise Rejected("instance", "name the instance (its slug).")
@@ -402,7 +408,7 @@ class _Importer:
                 "non_standard_reasons",
                 f"{reasons!r}: give a list of {', '.join(NonStandardReason.values)}.",
             )
-        cleaned = {
+        cleaned: dict[str, Any] = {
             "customer": customer,
             "instance": slug,
             "justification": justification,
@@ -423,7 +429,7 @@ class _Importer:
                 cleaned["release_published_at"] = parse_time(published, "release_published_at")
         return cleaned
 
-    def create_fields(self, record):
+    def create_fields(self, record: dict[str, Any]) -> dict[str, Any]:
         users = _count(record, "users")
         repositories = _count(record, "repositories")
         access = _text(record, "access") or Access.PUBLIC_SSO
@@ -445,7 +451,7 @@ class _Importer:
             "target_version": _text(record, "target_version") or settings.INSTANCE_DEFAULT_VERSION,
         }
 
-    def instance_for(self, slug, record):
+    def instance_for(self, slug: str, record: dict[str, Any]) -> Instance | None:
         """The live instance a non-create record names; one is made (active) when the portal has
         never heard of the slug. A slug known only as torn down is left unlinked, as filing it
         live would leave it."""
@@ -459,17 +465,17 @@ class _Importer:
 
     # -- the one rule the database cannot check for history
 
-    def check_one_open_at_a_time(self, request, submit):
+    def check_one_open_at_a_time(self, request: Request, submit: dict[str, Any]) -> None:
         """Live, an instance has at most one open provisioning request at a time; the database
         constraint sees only requests open now, so check the spans history gives."""
         if request.kind not in PROVISIONING_KINDS:
             return
-        spans = (
+        rows = (
             Request.objects.filter(instance_slug=request.instance_slug, kind__in=PROVISIONING_KINDS)
             .annotate(closed_at=Min("events__at", filter=Q(events__to_state__in=FINAL_STATES)))
             .values("pk", "kind", "external_id", "created_at", "closed_at")
         )
-        spans = {span["pk"]: span for span in spans}
+        spans = {span["pk"]: span for span in rows}
         mine = spans.pop(request.pk)
         for other in spans.values():
             if _overlap(mine, other):
@@ -485,14 +491,14 @@ class _Importer:
                 )
 
 
-def _overlap(a, b):
+def _overlap(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     """Do the open spans [created_at, closed_at) of two requests overlap (None: still open)?"""
     a_ends_after_b_starts = a["closed_at"] is None or a["closed_at"] > b["created_at"]
     b_ends_after_a_starts = b["closed_at"] is None or b["closed_at"] > a["created_at"]
     return a_ends_after_b_starts and b_ends_after_a_starts
 
 
-def _text(record, name):
+def _text(record: dict[str, Any], name: str) -> str:
     value = record.get(name)
     if value is None:
         return ""
@@ -503,7 +509,7 @@ def _text(record, name):
     return value.strip()
 
 
-def _count(record, name):
+def _count(record: dict[str, Any], name: str) -> int | None:
     value = record.get(name)
     if value in (None, ""):
         return None

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -52,11 +54,11 @@ PROVISIONING_KINDS = (
 )
 
 
-class RequestQuerySet(models.QuerySet):
-    def open(self):
+class RequestQuerySet(models.QuerySet["Request"]):
+    def open(self) -> "RequestQuerySet":
         return self.filter(state__in=OPEN_STATES)
 
-    def with_related(self):
+    def with_related(self) -> "RequestQuerySet":
         return self.select_related("requested_by", "assignee", "instance")
 
 
@@ -123,6 +125,10 @@ class Request(models.Model):
 
     objects = RequestQuerySet.as_manager()
 
+    # Not columns: set on the rows a page shows by requests_app.views.with_timers.
+    sla: dict[str, Any]
+    working: dict[str, bool]
+
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
@@ -173,11 +179,11 @@ class Request(models.Model):
             ),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"#{self.pk} {self.get_kind_display()} {self.instance_slug}"
 
     @property
-    def is_open(self):
+    def is_open(self) -> bool:
         return self.state in OPEN_STATES
 
 
@@ -207,7 +213,7 @@ class SlaPolicy(models.Model):
         verbose_name_plural = "SLA policies"
         ordering = ["kind"]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"SLA policy for {self.kind}"
 
 
@@ -220,7 +226,7 @@ class Closure(models.Model):
     class Meta:
         ordering = ["date"]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.date} {self.reason}".strip()
 
 
@@ -242,11 +248,11 @@ class Event(models.Model):
         ordering = ["at", "id"]
         indexes = [models.Index(fields=["request", "at"], name="event_request_at")]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.action} on #{self.request_id} at {self.at:%Y-%m-%d %H:%M}"
 
     @property
-    def verb(self):
+    def verb(self) -> str:
         return self.action.replace("_", " ")
 
 
@@ -260,7 +266,7 @@ class Comment(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"Comment by {self.author_id} on #{self.request_id}"
 
 
@@ -289,7 +295,7 @@ class Approval(models.Model):
             models.UniqueConstraint(fields=["request", "stage"], name="one_decision_per_stage"),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.stage} decision on #{self.request_id}"
 
 
@@ -335,5 +341,5 @@ class Notification(models.Model):
             ),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.channel} {self.topic} for event {self.event_id}"

@@ -6,7 +6,10 @@ the sender's conditional claim make sure nothing goes out twice.
 """
 
 import logging
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
 
 import django_rq
 import requests
@@ -14,20 +17,22 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from rq import Retry
 
 from portal import roles
-from requests_app.models import Notification, State
+from requests_app.models import Event, Notification, Request, State
 
 log = logging.getLogger(__name__)
 
 RETRY_INTERVALS = [5, 30, 120, 600]
+# Who hears of a topic: ("group", role name) or ("requester", None).
+Audience = tuple[str, str | None]
 
 
-def topic_for(event):
+def topic_for(event: Event) -> tuple[str, Audience] | None:
     """(topic, audience) for an event, or None when nobody needs to hear about it."""
     if event.action == "submit":
         return "new_request", ("group", roles.CE_LEADERSHIP)
@@ -42,7 +47,7 @@ def topic_for(event):
     return None
 
 
-def emails_for(audience, request):
+def emails_for(audience: Audience, request: Request) -> list[str]:
     User = get_user_model()
     who, group = audience
     if who == "requester":
@@ -52,7 +57,7 @@ def emails_for(audience, request):
     return sorted({u.email for u in users.filter(is_active=True) if u.email})
 
 
-def message_for(topic, request, event):
+def message_for(topic: str, request: Request, event: Event) -> tuple[str, str]:
     link = settings.PORTAL_BASE_URL.rstrip("/") + reverse("request_detail", args=[request.pk])
     who = event.by.get_username() if event.by else "the portal"
     summary = (
@@ -74,14 +79,14 @@ def message_for(topic, request, event):
     return subject, body
 
 
-def on_event(request, event, now):
+def on_event(request: Request, event: Event, now: datetime) -> list[Notification]:
     """Record the notifications an event calls for and send them once the transaction commits."""
     found = topic_for(event)
     if found is None:
         return []
     topic, audience = found
     subject, body = message_for(topic, request, event)
-    created = []
+    created: list[Notification] = []
     recipients = emails_for(audience, request)
     if recipients:
         created.append(
@@ -110,17 +115,19 @@ def on_event(request, event, now):
             )
         )
     for notification in created:
-        transaction.on_commit(lambda pk=notification.pk: enqueue(pk))
+        transaction.on_commit(partial(enqueue, notification.pk))
     return created
 
 
-def on_sla_alerts(requests, which, what, now):
+def on_sla_alerts(
+    requests: Iterable[Request], which: str, what: str, now: datetime
+) -> list[Notification]:
     """At-risk warnings or breach alerts for one timer of several requests: to the assignee (or
     DevOps while nobody has picked the request up) and to Managers, by mail and Slack. Rows are
     made in bulk and sent by one job per batch, so a sweep that finds many stays quick."""
     User = get_user_model()
 
-    def emails(users):
+    def emails(users: QuerySet[Any]) -> set[str]:
         return {u.email for u in users.filter(is_active=True) if u.email}
 
     devops = emails(User.objects.filter(groups__name=roles.DEVOPS))
@@ -128,7 +135,7 @@ def on_sla_alerts(requests, which, what, now):
     topic = f"{which}_{what}"
     headline = "SLA breached" if what == "breached" else "SLA at risk (75% used)"
     base = settings.PORTAL_BASE_URL.rstrip("/")
-    rows = []
+    rows: list[Notification] = []
     for request in requests:
         assignee = request.assignee
         people = {assignee.email} if assignee and assignee.is_active and assignee.email else devops
@@ -139,7 +146,9 @@ def on_sla_alerts(requests, which, what, now):
         )
         link = base + reverse("request_detail", args=[request.pk])
         body = f"{subject}\nDue {due.isoformat() if due else 'n/a'}\n\n{link}"
-        channels = [(Notification.Channel.EMAIL, sorted(people | managers))]
+        channels: list[tuple[str, list[str]]] = [
+            (Notification.Channel.EMAIL, sorted(people | managers))
+        ]
         if settings.SLACK_WEBHOOK_URL:
             channels.append((Notification.Channel.SLACK, []))
         rows += [
@@ -168,7 +177,7 @@ SEND_MANY_JOB = "requests_app.jobs.send_notifications"
 MAX_ATTEMPTS = 5
 
 
-def enqueue_many(notification_ids):
+def enqueue_many(notification_ids: list[int]) -> None:
     try:
         django_rq.get_queue("default").enqueue(
             SEND_MANY_JOB,
@@ -181,7 +190,7 @@ def enqueue_many(notification_ids):
         )
 
 
-def enqueue(notification_id):
+def enqueue(notification_id: int) -> None:
     try:
         django_rq.get_queue("default").enqueue(
             SEND_JOB,
@@ -196,7 +205,7 @@ def enqueue(notification_id):
 # -- sending ------------------------------------------------------------------------------------
 
 
-def send(notification_id):
+def send(notification_id: int) -> str:
     """Send one notification. The conditional update claims it, so a duplicate job (a retry that
     raced a relay, two workers) finds nothing to do."""
     claimed = Notification.objects.filter(
@@ -226,10 +235,10 @@ def send(notification_id):
     return "sent"
 
 
-def send_many(notification_ids):
+def send_many(notification_ids: list[int]) -> int:
     """Send a batch (the sweep's alerts). Each is claimed on its own, so a retry of the batch
     sends only what is still pending; the batch fails (and is retried) if any failed."""
-    failures = []
+    failures: list[str] = []
     for pk in notification_ids:
         try:
             send(pk)
@@ -240,7 +249,7 @@ def send_many(notification_ids):
     return len(notification_ids)
 
 
-def _send_slack(notification):
+def _send_slack(notification: Notification) -> None:
     if not settings.SLACK_WEBHOOK_URL:
         raise RuntimeError("SLACK_WEBHOOK_URL is not set")
     response = requests.post(
@@ -251,7 +260,7 @@ def _send_slack(notification):
     response.raise_for_status()
 
 
-def _send_email(notification):
+def _send_email(notification: Notification) -> None:
     send_mail(
         notification.subject,
         notification.body,
@@ -265,7 +274,7 @@ RELAY_GRACE = timedelta(minutes=2)
 LIVE_JOB_STATUSES = {"queued", "scheduled", "started", "deferred"}
 
 
-def relay(now=None):
+def relay(now: datetime | None = None) -> int:
     """Enqueue again the notifications that were committed but whose job never reached Redis
     (Redis was down at commit) or was lost. The sender's claim makes a duplicate harmless."""
     now = now or timezone.now()

@@ -6,7 +6,7 @@ Pages, the API, the importer and the tests all read this table; nothing else dec
 from dataclasses import dataclass, field
 
 from portal import roles
-from requests_app.models import OPEN_STATES, PROVISIONING_KINDS, Kind, State
+from requests_app.models import OPEN_STATES, PROVISIONING_KINDS, Kind, Request, State
 
 # approve routes by the request: non-standard ones go through Tech Review first.
 BY_STANDARD = "by_standard"
@@ -15,22 +15,22 @@ BY_STANDARD = "by_standard"
 @dataclass(frozen=True)
 class Rule:
     action: str
-    moves: dict  # from state -> next state (or BY_STANDARD)
-    roles: tuple  # roles that may take it
+    moves: dict[str, str]  # from state -> next state (or BY_STANDARD)
+    roles: tuple[str, ...]  # roles that may take it
     not_requester: bool = False  # separation of duties: never the requester, not even superuser
     requester_may: bool = False  # the requester may, whatever their role
-    kinds: tuple = field(default=tuple(Kind))  # the kinds it applies to
+    kinds: tuple[str, ...] = field(default=tuple(Kind))  # the kinds it applies to
     label: str = ""
     style: str = ""  # how the page shows the button: primary / danger / plain
 
-    def next_state(self, request):
+    def next_state(self, request: Request) -> str:
         target = self.moves[request.state]
         if target == BY_STANDARD:
             return State.QUEUED if request.standard else State.TECH_REVIEW
         return target
 
 
-def _stay(*states):
+def _stay(*states: str) -> dict[str, str]:
     return {state: state for state in states}
 
 

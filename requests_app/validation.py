@@ -3,6 +3,7 @@ beyond what is passed in, so forms, the API and the importer share them."""
 
 import ipaddress
 import re
+from collections.abc import Iterable
 
 from provisioning.models import MACHINE_TYPES
 
@@ -22,7 +23,7 @@ VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?$")
 ZONE = re.compile(r"^[a-z]+-[a-z]+\d+-[a-z]$")
 
 
-def slug_errors(slug, prefix):
+def slug_errors(slug: str, prefix: str) -> list[str]:
     """Why `<prefix>-<slug>` would not be a valid GCP project id (empty list: it would)."""
     errors = []
     if not SLUG.match(slug):
@@ -42,7 +43,7 @@ def slug_errors(slug, prefix):
     return errors
 
 
-def parse_version(text):
+def parse_version(text: str | None) -> tuple[int, ...] | None:
     """'5.3.1' or 'v5.3' -> (5, 3, 1); None when it is not a version."""
     match = VERSION.match(text.strip()) if text else None
     if not match:
@@ -50,7 +51,7 @@ def parse_version(text):
     return tuple(int(part or 0) for part in match.groups())
 
 
-def cidr_errors(ranges):
+def cidr_errors(ranges: Iterable[str]) -> list[str]:
     errors = []
     for item in ranges:
         try:
@@ -60,7 +61,7 @@ def cidr_errors(ranges):
     return errors
 
 
-def recommended_machine_type(users, repositories):
+def recommended_machine_type(users: int | None, repositories: int | None) -> str:
     users, repositories = users or 0, repositories or 0
     for machine_type, max_users, max_repositories in SIZING:
         if users <= max_users and repositories <= max_repositories:
@@ -68,11 +69,11 @@ def recommended_machine_type(users, repositories):
     return "n1-standard-96"
 
 
-def exceeds_standard_scale(users, repositories):
+def exceeds_standard_scale(users: int | None, repositories: int | None) -> bool:
     return (users or 0) > SCALE_LIMIT_USERS or (repositories or 0) > SCALE_LIMIT_REPOSITORIES
 
 
-def machine_type_choices():
+def machine_type_choices() -> list[tuple[str, str]]:
     return [
         (name, f"{name} ({spec['vcpus']} vCPU, {spec['memory_gb']} GB, ${spec['monthly_usd']}/mo)")
         for name, spec in MACHINE_TYPES.items()

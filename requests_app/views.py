@@ -1,12 +1,14 @@
 """Pages. No business rules here: they validate with the forms and act through the workflow."""
 
 import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, F, Prefetch, Q
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -20,7 +22,10 @@ from requests_app.models import OPEN_STATES, Event, Kind, Request, State
 from requests_app.sla import policies, status
 from requests_app.transitions import RULES
 
-KIND_HELP = {
+if TYPE_CHECKING:
+    from portal.roles import AnyUser
+
+KIND_HELP: dict[str, str] = {
     Kind.CREATE: "A new instance for a new customer or prospect.",
     Kind.SUSPEND: "Pause an instance for a customer who intends to come back within months.",
     Kind.RESUME: "Bring a suspended instance back from its snapshot.",
@@ -31,7 +36,7 @@ KIND_HELP = {
 }
 
 
-def with_timers(rows):
+def with_timers(rows: Iterable[Request]) -> list[Request]:
     """Attach each request's SLA timers (computed once per row; the calendar is cached)."""
     now = timezone.now()
     rows = list(rows)
@@ -41,21 +46,21 @@ def with_timers(rows):
     return rows
 
 
-def require_reader(user):
+def require_reader(user: "AnyUser") -> None:
     if not workflow.can_read(user):
         raise PermissionDenied("Your account has no role in the portal.")
 
 
-def get_request_for_user(request, pk):
+def get_request_for_user(request: HttpRequest, pk: int) -> Request:
     require_reader(request.user)
     events = Event.objects.select_related("by").order_by("at", "id")
     queryset = Request.objects.with_related().prefetch_related(Prefetch("events", queryset=events))
     return get_object_or_404(queryset, pk=pk)
 
 
-def home(request):
+def home(request: HttpRequest) -> HttpResponse:
     user = request.user
-    counts = {}
+    counts: dict[str, int] = {}
     if workflow.can_read(user):
         counts = Request.objects.aggregate(
             pending_approval=Count("pk", filter=Q(state=State.PENDING_APPROVAL)),
@@ -70,12 +75,12 @@ def home(request):
     return render(request, "portal/home.html", {"counts": counts})
 
 
-def request_list(request, mine=False):
+def request_list(request: HttpRequest, mine: bool = False) -> HttpResponse:
     require_reader(request.user)
     queryset = Request.objects.with_related().order_by("-created_at", "-id")
     state, kind, instance = (request.GET.get(k, "") for k in ("state", "kind", "instance"))
     if mine:
-        queryset = queryset.filter(requested_by=request.user)
+        queryset = queryset.filter(requested_by=request.user.pk)
     if state in State.values:
         queryset = queryset.filter(state=state)
     if kind in Kind.values:
@@ -98,18 +103,18 @@ def request_list(request, mine=False):
     )
 
 
-def my_requests(request):
+def my_requests(request: HttpRequest) -> HttpResponse:
     return request_list(request, mine=True)
 
 
-def new_request_choose(request):
+def new_request_choose(request: HttpRequest) -> HttpResponse:
     if not workflow.can_file(request.user):
         raise PermissionDenied("Only CE and Sales file requests.")
     kinds = [(value, label, KIND_HELP[value]) for value, label in Kind.choices]
     return render(request, "requests_app/new_request_choose.html", {"kinds": kinds})
 
 
-def new_request(request, kind):
+def new_request(request: HttpRequest, kind: str) -> HttpResponse:
     if kind not in FORMS:
         raise Http404("No such request kind.")
     if not workflow.can_file(request.user):
@@ -150,7 +155,13 @@ def new_request(request, kind):
     return render(request, "requests_app/new_request.html", context, status=200)
 
 
-def request_detail(request, pk, error=None, status=200, action_form=None):
+def request_detail(
+    request: HttpRequest,
+    pk: int,
+    error: str | None = None,
+    status: int = 200,
+    action_form: ActionForm | None = None,
+) -> HttpResponse:
     target = with_timers([get_request_for_user(request, pk)])[0]
     allowed = workflow.allowed_actions(request.user, target)
     buttons = [RULES[action] for action in allowed]
@@ -168,7 +179,7 @@ def request_detail(request, pk, error=None, status=200, action_form=None):
     return render(request, "requests_app/request_detail.html", context, status=status)
 
 
-def runs_context(target, user):
+def runs_context(target: Request, user: "AnyUser") -> dict[str, Any]:
     found = runs.runs_for(target.pk)
     return {
         "req": target,
@@ -179,14 +190,14 @@ def runs_context(target, user):
     }
 
 
-def request_runs(request, pk):
+def request_runs(request: HttpRequest, pk: int) -> HttpResponse:
     """The runs panel alone, polled by the request page while a run is active."""
     target = get_request_for_user(request, pk)
     return render(request, "requests_app/_runs.html", runs_context(target, request.user))
 
 
 @require_POST
-def request_action(request, pk, action):
+def request_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     target = get_request_for_user(request, pk)
     form = ActionForm(data=request.POST)
     if not form.is_valid():
@@ -208,7 +219,7 @@ def request_action(request, pk, action):
 
 
 @require_POST
-def request_comment(request, pk):
+def request_comment(request: HttpRequest, pk: int) -> HttpResponse:
     target = get_request_for_user(request, pk)
     try:
         workflow.add_comment(request.user, target.pk, request.POST.get("body", ""))
@@ -218,9 +229,9 @@ def request_comment(request, pk):
     return redirect("request_detail", pk=pk)
 
 
-def approvals(request):
+def approvals(request: HttpRequest) -> HttpResponse:
     user = request.user
-    sections = []
+    sections: list[tuple[str, str, str]] = []
     if roles.has_role(user, roles.CE_LEADERSHIP):
         sections.append(("CE Leadership approval", "approve", State.PENDING_APPROVAL))
     if roles.has_role(user, roles.TECH_REVIEW):
@@ -236,7 +247,7 @@ def approvals(request):
     return render(request, "requests_app/approvals.html", {"inbox": inbox})
 
 
-def devops_queue(request):
+def devops_queue(request: HttpRequest) -> HttpResponse:
     if not roles.has_role(request.user, roles.DEVOPS):
         raise PermissionDenied("The queue is for DevOps.")
     base = Request.objects.with_related()
@@ -255,7 +266,7 @@ def devops_queue(request):
     return render(request, "requests_app/queue.html", context)
 
 
-def instance_list(request):
+def instance_list(request: HttpRequest) -> HttpResponse:
     require_reader(request.user)
     rows = Instance.objects.annotate(
         open_requests=Count("requests", filter=Q(requests__state__in=OPEN_STATES))
@@ -263,7 +274,7 @@ def instance_list(request):
     return render(request, "requests_app/instance_list.html", {"instances": rows})
 
 
-def instance_detail(request, slug):
+def instance_detail(request: HttpRequest, slug: str) -> HttpResponse:
     require_reader(request.user)
     instance = instances.latest(slug)
     if instance is None:

@@ -5,22 +5,31 @@ Each one runs in one transaction: it checks who may act (403), whether the state
 writes the history event in the same transaction. Pages, the API and the importer call these.
 """
 
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeGuard
+
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import IntegrityError, transaction
+from django.db.models import Field
 from django.utils import timezone
 
 from portal import roles
 from provisioning import instances, outcomes, runs
-from provisioning.models import Instance, InstanceStatus, RunState
+from provisioning.models import Instance, InstanceStatus, Run, RunState
 from requests_app import notifications
 from requests_app.models import Approval, Comment, Event, Kind, Request, State
 from requests_app.sla import timers
-from requests_app.transitions import COMMENT_ROLES, FILE_ROLES, RULES, RUN_ACTIONS
+from requests_app.transitions import COMMENT_ROLES, FILE_ROLES, RULES, RUN_ACTIONS, Rule
+
+if TYPE_CHECKING:
+    from portal.roles import AnyUser
 
 
 class WorkflowError(Exception):
     status = 400
 
-    def __init__(self, message, errors=None):
+    def __init__(self, message: str, errors: dict[str, list[str]] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.errors = errors or {}
@@ -41,14 +50,14 @@ class Invalid(WorkflowError):
 # -- who may do what ----------------------------------------------------------------------------
 
 
-def role_allows(user, rule, request):
+def role_allows(user: "AnyUser", rule: Rule, request: Request) -> bool:
     """The role half of the check (403): may this person ever take this action here?"""
     if rule.requester_may and request.requested_by_id == user.pk:
         return True
     return roles.has_role(user, *rule.roles)
 
 
-def check_action(user, request, action):
+def check_action(user: "AnyUser", request: Request, action: str) -> Rule:
     """Raise Forbidden / Conflict when `user` may not take `action` on `request` now."""
     rule = RULES.get(action)
     if rule is None:
@@ -69,7 +78,7 @@ def check_action(user, request, action):
     return rule
 
 
-def _check_run_action(request, action):
+def _check_run_action(request: Request, action: str) -> None:
     """Run actions depend on the request's runs as well as its state (409 when they don't fit)."""
     latest = runs.latest_run(request.pk)
     if action in ("plan", "retry"):
@@ -90,7 +99,7 @@ def _check_run_action(request, action):
         )
 
 
-def allowed_actions(user, request):
+def allowed_actions(user: "AnyUser", request: Request) -> list[str]:
     """The actions this person may take on this request now (the buttons a page shows)."""
     allowed = []
     for action in RULES:
@@ -102,22 +111,22 @@ def allowed_actions(user, request):
     return allowed
 
 
-def can_file(user):
+def can_file(user: "AnyUser") -> TypeGuard[User]:
     return roles.has_role(user, *FILE_ROLES)
 
 
-def can_comment(user):
+def can_comment(user: "AnyUser") -> TypeGuard[User]:
     return roles.has_role(user, *COMMENT_ROLES)
 
 
-def can_read(user):
+def can_read(user: "AnyUser") -> bool:
     return user.is_active and (user.is_superuser or bool(roles.roles_of(user)))
 
 
 # -- filing -------------------------------------------------------------------------------------
 
 
-FIELDS_BY_KIND = {
+FIELDS_BY_KIND: dict[str, tuple[str, ...]] = {
     Kind.CREATE: (
         "machine_type",
         "zone",
@@ -131,7 +140,15 @@ FIELDS_BY_KIND = {
 }
 
 
-def file_request(user, kind, cleaned, *, now=None, notify=True, external_id=None):
+def file_request(
+    user: "AnyUser",
+    kind: str,
+    cleaned: Mapping[str, Any],
+    *,
+    now: datetime | None = None,
+    notify: bool = True,
+    external_id: str | None = None,
+) -> Request:
     """File a validated request (`cleaned` comes from the kind's form)."""
     now = now or timezone.now()
     if not can_file(user):
@@ -186,8 +203,16 @@ def file_request(user, kind, cleaned, *, now=None, notify=True, external_id=None
 
 
 def perform(
-    user, request_id, action, *, comment="", due_at=None, confirm="", now=None, notify=True
-):
+    user: "AnyUser",
+    request_id: int,
+    action: str,
+    *,
+    comment: str | None = "",
+    due_at: datetime | None = None,
+    confirm: str | None = "",
+    now: datetime | None = None,
+    notify: bool = True,
+) -> Request:
     """Take `action` on request `request_id` as `user`; returns the updated request."""
     now = now or timezone.now()
     with transaction.atomic():
@@ -195,9 +220,10 @@ def perform(
         # compare-and-set below makes the slower of two conflicting actions lose with a 409.
         request = Request.objects.with_related().get(pk=request_id)
         rule = check_action(user, request, action)
+        assert not isinstance(user, AnonymousUser)  # check_action refuses who is not active
         old_state = request.state
         new_state = rule.next_state(request)
-        changes = {"state": new_state, "updated_at": now}
+        changes: dict[str, Any] = {"state": new_state, "updated_at": now}
         if action == "pick_up":
             changes["assignee"] = user
         if action == "set_target":
@@ -243,7 +269,7 @@ def perform(
     return request
 
 
-def _record_decision(request, user, action, now):
+def _record_decision(request: Request, user: User, action: str, now: datetime) -> None:
     stage = (
         Approval.Stage.LEADERSHIP if action in ("approve", "reject") else Approval.Stage.TECH_REVIEW
     )
@@ -257,12 +283,12 @@ def _record_decision(request, user, action, now):
     )
 
 
-def _refuse_cancel_while_applying(request):
+def _refuse_cancel_while_applying(request: Request) -> None:
     if request.instance_id and runs.instance_has_applying_run(request.instance_id, request.pk):
         raise Conflict("A provisioning run is applying for this request; wait for it to finish.")
 
 
-def apply_outcome(request, now):
+def apply_outcome(request: Request, now: datetime) -> None:
     """What a request done by hand means for its instance (a run does the same when it
     applies, through the same provisioning.outcomes function)."""
     if request.kind == Kind.CREATE:
@@ -287,13 +313,18 @@ def apply_outcome(request, now):
         )
 
 
-def instance_fields(request):
+def instance_fields(request: Request) -> dict[str, Any]:
     """What a create request asks of its instance; a field left empty takes the model's default."""
-    field = Instance._meta.get_field
+
+    def default(name: str) -> Any:
+        field = Instance._meta.get_field(name)
+        assert isinstance(field, Field)  # a column of the instance, not a relation
+        return field.default
+
     return {
-        "zone": request.zone or field("zone").default,
-        "machine_type": request.machine_type or field("machine_type").default,
-        "access": request.access or field("access").default,
+        "zone": request.zone or default("zone"),
+        "machine_type": request.machine_type or default("machine_type"),
+        "access": request.access or default("access"),
         "allowed_ip_ranges": request.allowed_ip_ranges,
         "users": request.users,
         "repositories": request.repositories,
@@ -301,7 +332,7 @@ def instance_fields(request):
     }
 
 
-def _run_action(request, action, user, now):
+def _run_action(request: Request, action: str, user: User, now: datetime) -> None:
     try:
         if action in ("plan", "retry"):
             instance = request.instance
@@ -312,17 +343,27 @@ def _run_action(request, action, user, now):
                 if request.instance_id != instance.pk:
                     Request.objects.filter(pk=request.pk).update(instance=instance)
                     request.instance = instance
+            if instance is None:  # _check_run_action refused a plan without one
+                raise Conflict("The instance of this request does not exist.")
             changes = {"version": request.target_version} if request.kind == Kind.UPGRADE else {}
             runs.start(instance, request.pk, request.kind, user, changes, now)
         elif action == "confirm":
-            runs.confirm(runs.latest_run(request.pk), user, now)
+            runs.confirm(_planned_run(request), user, now)
         elif action == "discard":
-            runs.discard(runs.latest_run(request.pk), user, now)
+            runs.discard(_planned_run(request), user, now)
     except runs.RunRefused as exc:
         raise Conflict(str(exc)) from None
 
 
-def finish_by_run(run, at):
+def _planned_run(request: Request) -> Run:
+    """The run whose plan waits for a confirm (_check_run_action made sure there is one)."""
+    run = runs.latest_run(request.pk)
+    if run is None:
+        raise Conflict("There is no plan waiting.")
+    return run
+
+
+def finish_by_run(run: Run, at: datetime) -> Request:
     """A provisioning run applied: its request is done (the instance is already updated)."""
     with transaction.atomic():
         request = Request.objects.with_related().get(pk=run.request_id)
@@ -351,7 +392,9 @@ def finish_by_run(run, at):
     return request
 
 
-def record_run_event(run, action, comment, at, user):
+def record_run_event(
+    run: Run, action: str, comment: str | None, at: datetime, user: User | None
+) -> None:
     """A provisioning step in the request's history, in the run's own transaction."""
     request = Request.objects.filter(pk=run.request_id).only("state").first()
     if request is None:
@@ -371,7 +414,14 @@ def record_run_event(run, action, comment, at, user):
 # -- comments -----------------------------------------------------------------------------------
 
 
-def add_comment(user, request_id, body, *, now=None, notify=True):
+def add_comment(
+    user: "AnyUser",
+    request_id: int,
+    body: str | None,
+    *,
+    now: datetime | None = None,
+    notify: bool = True,
+) -> Request:
     now = now or timezone.now()
     body = (body or "").strip()
     if not can_comment(user):
@@ -394,6 +444,6 @@ def add_comment(user, request_id, body, *, now=None, notify=True):
     return request
 
 
-def _save_timers(request, changed):
+def _save_timers(request: Request, changed: set[str]) -> None:
     if changed:
         Request.objects.filter(pk=request.pk).update(**{f: getattr(request, f) for f in changed})

@@ -16,13 +16,14 @@ partial failure (a Terraform retry) finishes the job instead of failing on what 
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 
 from google.api_core import exceptions as gexc
 
 from provisioning.compute import Compute, ComputeError, error_reason
 
 
-def _register(compute, args):
+def _register(compute: Compute, args: argparse.Namespace) -> None:
     labels = dict(pair.split("=", 1) for pair in args.label)
     status = compute.get_instance_status(args.project, args.zone, args.name)
     if status is None:
@@ -44,34 +45,38 @@ def _register(compute, args):
     print(f"instance {args.project}/{args.zone}/{args.name} is {status}")
 
 
-def _deregister(compute, args):
+def _deregister(compute: Compute, args: argparse.Namespace) -> None:
     compute.delete_vm(args.project, args.zone, args.name, missing_ok=True)
     print(f"instance {args.project}/{args.zone}/{args.name} is gone")
 
 
-def _disk_create(compute, args):
+def _disk_create(compute: Compute, args: argparse.Namespace) -> None:
     disk = compute.get_disk(args.project, args.zone, args.name)
     if disk is None:
         compute.create_disk(
             args.project, args.zone, args.name, args.size_gb, snapshot=args.snapshot or None
         )
         disk = compute.get_disk(args.project, args.zone, args.name)
+    if disk is None:
+        raise ComputeError(f"disk {args.project}/{args.zone}/{args.name} is gone after its insert")
     print(f"disk {args.project}/{args.zone}/{args.name} is {disk.status} ({disk.size_gb} GB)")
 
 
-def _disk_delete(compute, args):
+def _disk_delete(compute: Compute, args: argparse.Namespace) -> None:
     compute.delete_disk(args.project, args.zone, args.name, missing_ok=True)
     print(f"disk {args.project}/{args.zone}/{args.name} is gone")
 
 
-def _snapshot(compute, args):
+def _snapshot(compute: Compute, args: argparse.Namespace) -> None:
     snapshot = compute.get_snapshot(args.project, args.name)
     if snapshot is None:
         snapshot = compute.create_snapshot(args.project, args.zone, args.disk, args.name)
+    if snapshot is None:
+        raise ComputeError(f"snapshot {args.project}/{args.name} is gone after its creation")
     print(f"snapshot {args.project}/{args.name} of {args.disk} is {snapshot.status}")
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--endpoint",
@@ -116,7 +121,7 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if any("=" not in pair for pair in getattr(args, "label", [])):

@@ -13,7 +13,7 @@ in seconds.
 """
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -23,9 +23,11 @@ import holidays as holidays_lib
 CALENDAR = "calendar"
 WORKING = "working"
 FIRST_YEAR, LAST_YEAR = 1995, 2065
+# A pause: (begin, end or None while it lasts), as datetimes or epoch seconds.
+Pause = tuple[datetime | float, datetime | float | None]
 
 
-def parse_holidays(spec):
+def parse_holidays(spec: str | None) -> tuple[str | None, str | None]:
     """'US' or 'US-CA' (country, optional subdivision); '' or 'none' for no holidays."""
     spec = (spec or "").strip()
     if not spec or spec.lower() == "none":
@@ -35,7 +37,7 @@ def parse_holidays(spec):
 
 
 @lru_cache(maxsize=8)
-def holiday_dates(country, subdivision):
+def holiday_dates(country: str | None, subdivision: str | None) -> frozenset[date]:
     """Every holiday of the table's years, observed days included."""
     if country is None:
         return frozenset()
@@ -43,22 +45,32 @@ def holiday_dates(country, subdivision):
     return frozenset(holidays_lib.country_holidays(country, subdiv=subdivision, years=years))
 
 
-def _epoch(instant):
+def _epoch(instant: datetime) -> float:
     if instant.tzinfo is None:
         raise ValueError(f"naive datetime {instant!r}: SLA arithmetic needs aware instants")
     return instant.timestamp()
 
 
-def _instant(seconds):
+def _instant(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
 class WorkingCalendar:
-    def __init__(self, timezone="America/Los_Angeles", holidays="US", closures: Iterable = ()):
+    def __init__(
+        self,
+        timezone: str = "America/Los_Angeles",
+        holidays: str | None = "US",
+        closures: Iterable[date] = (),
+    ) -> None:
         self.tz = ZoneInfo(timezone)
         self.holidays = holiday_dates(*parse_holidays(holidays))  # unknown country: fails now
         self.closures = frozenset(closures)
-        self._starts = self._ends = self._before = self._after = None
+        # The working-time table, built on first use (see _build).
+        self._built = False
+        self._starts: list[float] = []
+        self._ends: list[float] = []
+        self._before: list[float] = []
+        self._after: list[float] = []
 
     def is_working_day(self, day: date) -> bool:
         return day.weekday() < 5 and day not in self.closures and day not in self.holidays
@@ -66,11 +78,12 @@ class WorkingCalendar:
     def is_working_time(self, instant: datetime) -> bool:
         return self.is_working_day(instant.astimezone(self.tz).date())
 
-    def _day_start(self, day):
+    def _day_start(self, day: date) -> float:
         return datetime.combine(day, time(0), tzinfo=self.tz).timestamp()
 
-    def _build(self):
-        starts, ends = [], []
+    def _build(self) -> None:
+        starts: list[float] = []
+        ends: list[float] = []
         day, last = date(FIRST_YEAR, 1, 1), date(LAST_YEAR, 12, 31)
         one = timedelta(days=1)
         while day <= last:
@@ -82,15 +95,18 @@ class WorkingCalendar:
                     starts.append(begin)
                     ends.append(end)
             day += one
-        before, after, total = [], [], 0.0
+        before: list[float] = []
+        after: list[float] = []
+        total = 0.0
         for begin, end in zip(starts, ends, strict=True):
             before.append(total)
             total += end - begin
             after.append(total)
         self._starts, self._ends, self._before, self._after = starts, ends, before, after
+        self._built = True
 
-    def _check(self, seconds):
-        if self._starts is None:
+    def _check(self, seconds: float) -> None:
+        if not self._built:
             self._build()
         if not self._starts or not (self._starts[0] <= seconds <= self._ends[-1]):
             raise ValueError(f"{_instant(seconds)} is outside {FIRST_YEAR}-{LAST_YEAR}")
@@ -105,6 +121,8 @@ class WorkingCalendar:
 
     def instant_after_working(self, amount: float) -> float:
         """The earliest instant t with W(t) = amount (the end of that much working time)."""
+        if not self._built:
+            self._build()
         i = bisect_left(self._after, amount)
         if i >= len(self._after):
             raise ValueError("the target lies beyond the calendar's last year")
@@ -114,7 +132,10 @@ class WorkingCalendar:
 class _Clock:
     """W(t) and its inverse for one mode: identity for calendar time, the table for working."""
 
-    def __init__(self, mode, calendar):
+    to_work: Callable[[float], float]
+    from_work: Callable[[float], float]
+
+    def __init__(self, mode: str, calendar: WorkingCalendar | None) -> None:
         if mode == WORKING:
             if calendar is None:
                 raise ValueError("a working-time clock needs a calendar")
@@ -125,10 +146,10 @@ class _Clock:
             raise ValueError(f"unknown clock mode {mode!r}")
 
 
-def _spans(start, pauses):
+def _spans(start: float, pauses: Iterable[Pause]) -> list[tuple[float, float | None]]:
     """Pauses as sorted, merged epoch spans clipped to begin at `start`; an open one ends at
     None (and swallows every later one). Pauses may be given as datetimes or epoch seconds."""
-    merged = []
+    merged: list[tuple[float, float | None]] = []
     for begin, end in sorted(pauses, key=lambda p: p[0]):
         b = max(begin if isinstance(begin, float) else _epoch(begin), start)
         e = None if end is None else (end if isinstance(end, float) else _epoch(end))
@@ -142,7 +163,13 @@ def _spans(start, pauses):
     return merged
 
 
-def elapsed_seconds(mode, start, until, calendar=None, pauses=()) -> float:
+def elapsed_seconds(
+    mode: str,
+    start: datetime,
+    until: datetime,
+    calendar: WorkingCalendar | None = None,
+    pauses: Iterable[Pause] = (),
+) -> float:
     """Seconds the clock ran between `start` and `until`, paused time excluded."""
     s, u = _epoch(start), _epoch(until)
     if u <= s:
@@ -157,7 +184,13 @@ def elapsed_seconds(mode, start, until, calendar=None, pauses=()) -> float:
     return total
 
 
-def due_epoch(mode, start, target_seconds, calendar=None, pauses=()):
+def due_epoch(
+    mode: str,
+    start: float,
+    target_seconds: float,
+    calendar: WorkingCalendar | None = None,
+    pauses: Sequence[Pause] = (),
+) -> float | None:
     """due_instant on epoch seconds (the bulk recompute's fast path): `start` and the pauses
     are floats; returns a float, or None while a pause is open."""
     if target_seconds <= 0:
@@ -176,7 +209,13 @@ def due_epoch(mode, start, target_seconds, calendar=None, pauses=()):
     return clock.from_work(clock.to_work(cursor) + need)
 
 
-def due_instant(mode, start, target_seconds, calendar=None, pauses=()):
+def due_instant(
+    mode: str,
+    start: datetime,
+    target_seconds: float,
+    calendar: WorkingCalendar | None = None,
+    pauses: Sequence[Pause] = (),
+) -> datetime | None:
     """The instant at which the clock will have run `target_seconds`, or None while a pause is
     open (nobody can say when the clock runs again)."""
     due = due_epoch(mode, _epoch(start), target_seconds, calendar, pauses)

@@ -7,7 +7,8 @@ The calendar combines `SLA_TIMEZONE`, `SLA_HOLIDAYS` and the closures added in t
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 
@@ -39,7 +40,7 @@ class Target:
     mode: str  # calendar or working
 
 
-_cache: dict = {"at": 0.0, "calendar": None, "policies": None}
+_cache: dict[str, Any] = {"at": 0.0, "calendar": None, "policies": None}
 _lock = threading.Lock()
 CACHE_SECONDS = 30
 
@@ -121,5 +122,5 @@ def working_kinds(which: str) -> list[str]:
     return [kind for kind in Kind.values if is_working(Request(kind=kind), which)]
 
 
-def _epoch(value):
+def _epoch(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()

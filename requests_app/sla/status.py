@@ -5,26 +5,38 @@ A timer is `pending`, `running`, `paused`, `met`, `breached` or `cancelled`, and
 the same questions of the stored columns.
 """
 
-from django.db.models import F, Q
+from datetime import datetime
+from typing import Any, TypeVar
+
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from requests_app.models import State
+from requests_app.models import Request, State
 from requests_app.sla import calendar as sla_calendar
 from requests_app.sla.policies import (
     AT_RISK_FRACTION,
     RESOLUTION,
     TIMERS,
+    Policies,
     load,
     target_for,
 )
 from requests_app.sla.timers import pauses_of
 
+QS = TypeVar("QS", bound=QuerySet[Request])
 
-def _iso(value):
+
+def _iso(value: datetime | None) -> str | None:
     return timezone.localtime(value).isoformat() if value else None
 
 
-def timer_json(request, which, now=None, calendar=None, policies=None):
+def timer_json(
+    request: Request,
+    which: str,
+    now: datetime | None = None,
+    calendar: sla_calendar.WorkingCalendar | None = None,
+    policies: Policies | None = None,
+) -> dict[str, Any] | None:
     if calendar is None or policies is None:
         calendar, policies = load()
     target = target_for(request, which, policies)
@@ -84,12 +96,12 @@ def timer_json(request, which, now=None, calendar=None, policies=None):
     }
 
 
-def sla_json(request, now=None):
+def sla_json(request: Request, now: datetime | None = None) -> dict[str, Any]:
     calendar, policies = load()
     return {which: timer_json(request, which, now, calendar, policies) for which in TIMERS}
 
 
-def breached_q(now):
+def breached_q(now: datetime) -> Q:
     """Requests with a timer past its target: running past due, paused after due, or stopped
     late. Cancelled and rejected requests count as neither breached nor at risk."""
     live = Q(ended_at__isnull=True)
@@ -111,7 +123,7 @@ def breached_q(now):
     return response | resolution
 
 
-def at_risk_q(now):
+def at_risk_q(now: datetime) -> Q:
     """Running timers with at least 75% of the target used, not yet breached."""
     live = Q(ended_at__isnull=True)
     response = Q(
@@ -126,7 +138,9 @@ def at_risk_q(now):
     return live & (response | resolution)
 
 
-def filter_by_timer_status(queryset, flag, wanted, now=None):
+def filter_by_timer_status(
+    queryset: QS, flag: str, wanted: bool, now: datetime | None = None
+) -> QS:
     now = now or timezone.now()
     condition = breached_q(now) if flag == "breached" else at_risk_q(now)
     return queryset.filter(condition) if wanted else queryset.exclude(condition)

@@ -4,8 +4,10 @@ sweepers running at once never send twice. At-risk warnings of working-day timer
 working hours; breach alerts go at once."""
 
 import logging
+from datetime import datetime
 
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from requests_app import notifications
@@ -16,8 +18,8 @@ log = logging.getLogger(__name__)
 BATCH = 1000
 
 
-def _due(which, moment, claim, now):
-    conditions = {
+def _due(which: str, moment: str, claim: str, now: datetime) -> QuerySet[Request]:
+    conditions: dict[str, object] = {
         f"{which}_{moment}_at__lte": now,
         f"{which}_{claim}__isnull": True,
         f"{which}_stopped_at__isnull": True,
@@ -28,7 +30,7 @@ def _due(which, moment, claim, now):
     return Request.objects.filter(**conditions).order_by()
 
 
-def _claim(ids, column, now):
+def _claim(ids: list[int], column: str, now: datetime) -> list[int]:
     """Set `column` on those of `ids` where it is still empty; return the ids this call set.
     The conditional UPDATE is the claim: of two sweepers, each row goes to exactly one."""
     if not ids:
@@ -44,17 +46,17 @@ def _claim(ids, column, now):
         return [row[0] for row in cursor.fetchall()]
 
 
-def _alert(ids, which, what, now):
+def _alert(ids: list[int], which: str, what: str, now: datetime) -> int:
     requests = list(Request.objects.filter(pk__in=ids).select_related("assignee"))
     notifications.on_sla_alerts(requests, which, what, now)
     return len(requests)
 
 
-def run(now=None):
+def run(now: datetime | None = None) -> dict[str, int]:
     """One sweep. Returns how many alerts it claimed, by topic."""
     now = now or timezone.now()
     calendar = get_calendar()
-    sent = {}
+    sent: dict[str, int] = {}
     for which in TIMERS:
         # Breaches first: a timer found past due is not warned about being at risk any more.
         breached = _due(which, "due", "breach_alerted_at", now)

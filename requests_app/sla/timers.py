@@ -6,45 +6,51 @@ The workflow calls `on_event` inside each transition's transaction. The arithmet
 """
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
 
 from portal import roles
-from requests_app.models import Kind, Request, State
+from requests_app.models import Event, Kind, Request, State
 from requests_app.sla import calendar as sla_calendar
 from requests_app.sla.policies import (
     AT_RISK_FRACTION,
     RESOLUTION,
     RESPONSE,
     TIMERS,
+    Policies,
     invalidate_cache,
     load,
     target_for,
     target_seconds,
 )
 
+if TYPE_CHECKING:
+    from portal.roles import AnyUser
+
 # -- the clocks on the row ---------------------------------------------------------------------
 
 
-def pauses_of(request):
+def pauses_of(request: Request) -> list[tuple[datetime, datetime | None]]:
     return [
         (datetime.fromisoformat(begin), datetime.fromisoformat(end) if end else None)
         for begin, end in request.resolution_pauses
     ]
 
 
-def on_filed(request):
+def on_filed(request: Request) -> set[str]:
     """An upgrade's resolution clock runs from the release, not from approval."""
     if request.kind == Kind.UPGRADE:
         request.resolution_started_at = request.release_published_at or request.created_at
     return recompute(request)
 
 
-def on_event(request, event, user=None):
+def on_event(request: Request, event: Event, user: "AnyUser | None" = None) -> set[str]:
     """Move the clocks for one history event; returns the changed fields (already set)."""
     at = event.at
-    changed = set()
+    changed: set[str] = set()
     if event.to_state == State.QUEUED and event.from_state != State.QUEUED:
         if target_for(request, RESPONSE) is not None and request.response_started_at is None:
             request.response_started_at = at
@@ -82,11 +88,19 @@ def on_event(request, event, user=None):
     return changed | recompute(request)
 
 
-def closed_pauses_of(request):
+def closed_pauses_of(request: Request) -> list[tuple[datetime, datetime]]:
     return [(begin, end) for begin, end in pauses_of(request) if end is not None]
 
 
-def instants(kind, which, started, target_due_at, closed_pauses, calendar, policies):
+def instants(
+    kind: str,
+    which: str,
+    started: float | None,
+    target_due_at: float | None,
+    closed_pauses: Sequence[sla_calendar.Pause],
+    calendar: sla_calendar.WorkingCalendar,
+    policies: Policies,
+) -> tuple[float | None, float | None]:
     """(due, warn) in epoch seconds for one timer, counting closed pauses only; (None, None)
     when it has not started or has no target. Used for one request and in bulk alike."""
     if started is None:
@@ -102,21 +116,25 @@ def instants(kind, which, started, target_due_at, closed_pauses, calendar, polic
     return due, warn
 
 
-def _epoch(value):
+def _epoch(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()
 
 
-def _from_epoch(value):
+def _from_epoch(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, tz=UTC)
 
 
-def recompute(request, calendar=None, policies=None):
+def recompute(
+    request: Request,
+    calendar: sla_calendar.WorkingCalendar | None = None,
+    policies: Policies | None = None,
+) -> set[str]:
     """Store each timer's due and 75% instants, counting closed pauses only: while a pause is
     open the stored instants are those the timer had when it was paused (the sweep skips
     paused timers, and a timer paused after its due instant stays breached)."""
     if calendar is None or policies is None:
         calendar, policies = load()
-    changed = set()
+    changed: set[str] = set()
     target_due = _epoch(request.target_due_at)
     for which in TIMERS:
         pauses = (
@@ -126,8 +144,8 @@ def recompute(request, calendar=None, policies=None):
         )
         started = _epoch(getattr(request, f"{which}_started_at"))
         due, warn = instants(request.kind, which, started, target_due, pauses, calendar, policies)
-        for field, value in ((f"{which}_due_at", due), (f"{which}_warn_at", warn)):
-            value = _from_epoch(value)
+        for field, epoch in ((f"{which}_due_at", due), (f"{which}_warn_at", warn)):
+            value = _from_epoch(epoch)
             if getattr(request, field) != value:
                 setattr(request, field, value)
                 changed.add(field)
@@ -144,14 +162,15 @@ TIMER_FIELDS = [
 BULK_COLUMNS = ["response_due_at", "response_warn_at", "resolution_due_at", "resolution_warn_at"]
 
 
-def recompute_open(batch_size=5000):
+def recompute_open(batch_size: int = 5000) -> int:
     """Recompute every unfinished timer after a policy or closure change. Elapsed and paused
     time are kept because they follow from the start, the pauses and the calendar."""
     invalidate_cache()
     calendar, policies = load()
     if connection.vendor == "postgresql":
         return _recompute_open_postgresql(calendar, policies, batch_size)
-    changed, batch = 0, []
+    changed = 0
+    batch: list[Request] = []
     queryset = Request.objects.filter(ended_at__isnull=True).only(
         "id", "kind", "target_due_at", *TIMER_FIELDS
     )
@@ -166,7 +185,9 @@ def recompute_open(batch_size=5000):
     return changed
 
 
-def _recompute_open_postgresql(calendar, policies, batch_size):
+def _recompute_open_postgresql(
+    calendar: sla_calendar.WorkingCalendar, policies: Policies, batch_size: int
+) -> int:
     """The same on PostgreSQL, fast enough for 100,000 open requests: instants travel as epoch
     seconds (no datetime objects), and changed rows go back with one UPDATE ... FROM VALUES per
     batch instead of bulk_update's CASE expressions."""
@@ -183,7 +204,7 @@ def _recompute_open_postgresql(calendar, policies, batch_size):
     with transaction.atomic(), connection.cursor() as reader:
         reader.execute(f"SELECT {select} FROM {table} WHERE ended_at IS NULL")  # noqa: S608
         while rows := reader.fetchmany(batch_size):
-            updates = []
+            updates: list[tuple[Any, ...]] = []
             for pk, kind, pauses, r_start, s_start, target_due, *old in rows:
                 if isinstance(pauses, str):
                     pauses = json.loads(pauses)
@@ -204,13 +225,13 @@ def _recompute_open_postgresql(calendar, policies, batch_size):
     return changed
 
 
-def _differs(new, old):
+def _differs(new: float | None, old: float | None) -> bool:
     if new is None or old is None:
         return new is not old
     return abs(new - old) > 1e-6
 
 
-def _write_instants(table, updates):
+def _write_instants(table: str, updates: list[tuple[Any, ...]]) -> None:
     values = ", ".join(
         ["(%s::bigint, to_timestamp(%s), to_timestamp(%s), to_timestamp(%s), to_timestamp(%s))"]
         * len(updates)

@@ -1,11 +1,13 @@
 """SLA timers as progress bars with the time left."""
 
+from typing import Any
+
 from django import template
 
 register = template.Library()
 
 
-def _span(seconds, working):
+def _span(seconds: float, working: bool) -> str:
     seconds = abs(int(seconds))
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
@@ -19,7 +21,7 @@ def _span(seconds, working):
     return f"{minutes} m"
 
 
-def describe(timer, working):
+def describe(timer: dict[str, Any] | None, working: bool) -> str:
     if timer is None:
         return "no SLA"
     status = timer["status"]
@@ -39,7 +41,7 @@ def describe(timer, working):
 
 
 @register.inclusion_tag("requests_app/_timer.html")
-def timer_bar(timer, label, working=False):
+def timer_bar(timer: dict[str, Any] | None, label: str, working: bool = False) -> dict[str, Any]:
     percent = 0
     if timer and timer["remaining_seconds"] is not None:
         target = timer["elapsed_seconds"] + timer["remaining_seconds"]

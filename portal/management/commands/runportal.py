@@ -10,6 +10,9 @@ import signal
 import subprocess
 import sys
 import time
+from argparse import ArgumentParser
+from types import FrameType
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -20,17 +23,17 @@ from portal import devservices
 class Command(BaseCommand):
     help = "Run the web portal, an RQ worker with its scheduler, and a private Redis if needed."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--host", default="127.0.0.1")
 
-    def handle(self, *args, host, port, **options):
-        self.children = []
+    def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
         stopping = False
 
-        def stop(signum, frame):
+        def stop(signum: int, frame: FrameType | None) -> None:
             nonlocal stopping
             stopping = True
 
@@ -74,7 +77,7 @@ class Command(BaseCommand):
         finally:
             self.shutdown()
 
-    def start_sandbox(self, env):
+    def start_sandbox(self, env: dict[str, str]) -> str:
         """The sandbox Compute server, keeping its VMs in var/sandbox across restarts."""
         port = devservices.free_port()
         state = settings.VAR_DIR / "sandbox" / "compute-state.json"
@@ -100,11 +103,11 @@ class Command(BaseCommand):
         self.stdout.write(f"Sandbox Compute server at {url} (state in {state})")
         return url
 
-    def spawn(self, name, cmd, env):
+    def spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
         proc = subprocess.Popen(cmd, env=env, start_new_session=True, cwd=settings.BASE_DIR)
         self.children.append((name, proc))
 
-    def shutdown(self):
+    def shutdown(self) -> None:
         for _, proc in self.children:
             self._signal_group(proc, signal.SIGTERM)
         deadline = time.monotonic() + 10
@@ -122,7 +125,7 @@ class Command(BaseCommand):
         self.stdout.write("Stopped.")
 
     @staticmethod
-    def _signal_group(proc, sig):
+    def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         try:
             os.killpg(proc.pid, sig)
         except (ProcessLookupError, PermissionError):

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -23,7 +25,7 @@ class Command(BaseCommand):
         "Create the demo users (password $DEMO_PASSWORD, default 'demo'), instances and requests."
     )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
             created = self.seed_users(settings.DEMO_PASSWORD)
             extra = self.seed_domain()
@@ -31,7 +33,7 @@ class Command(BaseCommand):
             f"Demo users ready ({created} new); {extra}. Password: the value of DEMO_PASSWORD."
         )
 
-    def seed_users(self, password):
+    def seed_users(self, password: str) -> int:
         User = get_user_model()
         created = 0
         for username, role, first, last in DEMO_USERS:
@@ -58,7 +60,7 @@ class Command(BaseCommand):
             created += 1
         return created
 
-    def seed_domain(self):
+    def seed_domain(self) -> str:
         """Demo instances and requests; filled in by the request domain."""
         from requests_app.demo import seed
 

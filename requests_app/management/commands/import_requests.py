@@ -1,4 +1,6 @@
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from requests_app import importer
@@ -16,7 +18,7 @@ class Command(BaseCommand):
         "when any record is rejected."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", help="JSON file: a list of request records")
         parser.add_argument(
             "--dry-run",
@@ -24,7 +26,7 @@ class Command(BaseCommand):
             help="Replay every record and report, then roll everything back.",
         )
 
-    def handle(self, *args, file, dry_run=False, **options):
+    def handle(self, *args: Any, file: str, dry_run: bool = False, **options: Any) -> None:
         try:
             records = importer.read_file(file)
         except importer.ImportFileError as exc:
@@ -50,12 +52,13 @@ class Command(BaseCommand):
                 "fix them and import the file again (loaded records are skipped)."
             )
 
-    def dry_run(self, records):
-        result = None
+    def dry_run(self, records: list[Any]) -> importer.ImportResult:
+        result: importer.ImportResult | None = None
         try:
             with transaction.atomic():
                 result = importer.import_records(records)
                 raise _DryRun
         except _DryRun:
             pass
+        assert result is not None  # set before the rollback
         return result
