@@ -25,9 +25,12 @@ run: $(STAMP)
 	$(BIN)/python manage.py seed_demo
 	PORT=$(PORT) exec $(BIN)/python manage.py runportal --port $(PORT)
 
+# ruff, then mypy with django-stubs over the apps ([tool.mypy] in pyproject.toml); make test
+# runs it first.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
