@@ -5,7 +5,7 @@ Definitions (the dashboard prints them too):
 
 - Period. A request belongs to the period [since, until) when its SLA clock started within it:
   `resolution_started_at`, the moment it entered `queued` (for an upgrade: the release, see
-  CONTRACTS.md section 4). Requests that never reached the queue have no clock and no place here.
+  docs/sla.md). Requests that never reached the queue have no clock and no place here.
 - Met and breached. A timer is *met* when it stopped no later than its stored due instant;
   *breached* when it stopped later, runs past its due instant, or was paused after it (the rules
   of the API's `breached=true` filter). Running, paused and cancelled timers are undecided.

@@ -1,7 +1,7 @@
 """The fleet: every instance with how far its version is behind and what it costs a month.
 
-Costs follow DOMAIN.md (us-central1, on demand with sustained-use discount): the machine type's
-price plus $282 of storage (the first 250 GB) plus $56 of network before traffic. Traffic
+Costs follow GCP list prices (us-central1, on demand with sustained-use discount): the machine
+type's price plus $282 of storage (the first 250 GB) plus $56 of network before traffic. Traffic
 ($1.54/GB) and executors are not known to the portal and are left out, so the figure is a floor.
 """
 
@@ -18,7 +18,7 @@ from requests_app.validation import parse_version
 STORAGE_USD = 282
 NETWORK_USD = 56
 # A suspended instance keeps only its project and the latest snapshot of a data disk of at most
-# 250 GB. DOMAIN.md gives no snapshot price; GCP's standard snapshot storage is about
+# 250 GB. The price list used gives no snapshot price; GCP's standard snapshot storage is about
 # $0.05/GB-month, so 250 GB is about $13 (an estimate, marked as such on the page).
 SNAPSHOT_USD = 13
 STATUS_ORDER = [

@@ -189,7 +189,7 @@ SUMMARY_SCHEMA = inline_serializer(
 
 
 class SlaSummaryView(APIView):
-    """`GET /api/v1/sla/summary/` (CONTRACTS.md section 5)."""
+    """`GET /api/v1/sla/summary/` (docs/api.md)."""
 
     permission_classes = [CanRead]
 

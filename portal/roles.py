@@ -1,4 +1,4 @@
-"""The six roles of CONTRACTS.md section 2, kept as Django groups."""
+"""The six roles of docs/workflow.md, kept as Django groups."""
 
 from typing import TYPE_CHECKING, TypeAlias, TypeGuard
 

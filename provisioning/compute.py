@@ -4,7 +4,7 @@
 anonymous credentials and the REST transport against it; with None they use Application Default
 Credentials against the real API. Only the `*_unary` calls and `ZoneOperationsClient.wait` /
 `GlobalOperationsClient.wait` are used, because `ExtendedOperation.result()` polls through clients
-built without our endpoint (DOMAIN.md).
+built without our endpoint.
 
 Every mutating call carries a `request_id` (a UUID) and is retried with the same id on 429/503,
 which the API (and the sandbox) treats as the same call: one operation, one resource.

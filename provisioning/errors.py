@@ -15,7 +15,7 @@ class KnownError:
 
 NEG_WORKAROUND = (
     "Terraform deletes the network endpoint group before the backend service that uses it "
-    "(a known ordering bug). Per the handbook: in the GCP console, delete the backend service "
+    "(a known ordering bug). The known fix: in the GCP console, delete the backend service "
     "named in the error by hand, then retry this run (terraform apply again)."
 )
 

@@ -19,7 +19,7 @@ class Access(models.TextChoices):
     IP_ALLOWLIST = "ip_allowlist", "Restricted to an IP allowlist"
 
 
-# DOMAIN.md: on-demand prices with sustained-use discount, us-central1, per month.
+# On-demand prices with sustained-use discount, us-central1, per month.
 MACHINE_TYPES = {
     "n1-standard-8": {"vcpus": 8, "memory_gb": 30, "monthly_usd": 194},
     "n1-standard-16": {"vcpus": 16, "memory_gb": 60, "monthly_usd": 388},

@@ -1,4 +1,4 @@
-"""The JSON API of CONTRACTS.md section 5. It validates with the same forms as the pages and
+"""The JSON API of docs/api.md. It validates with the same forms as the pages and
 changes requests only through the workflow functions."""
 
 from typing import TYPE_CHECKING, Any

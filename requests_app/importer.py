@@ -1,4 +1,4 @@
-"""Loading requests filed before the portal existed (CONTRACTS.md section 6).
+"""Loading requests filed before the portal existed (docs/api.md, "Importing history").
 
 Each record is replayed through the workflow - `file_request` for its `submit`, `perform` and
 `add_comment` for the rest, at the times the file gives - so roles, "never the requester" and the

@@ -188,7 +188,7 @@ class Request(models.Model):
 
 
 class SlaPolicy(models.Model):
-    """The targets of one request kind (CONTRACTS.md section 4), editable in the admin."""
+    """The targets of one request kind (docs/sla.md), editable in the admin."""
 
     class Mode(models.TextChoices):
         CALENDAR = "calendar", "Calendar time"

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from provisioning.models import MACHINE_TYPES
 
-# DOMAIN.md: the largest size serves about 3,000 users and 25,000 repositories.
+# The largest size (n1-standard-96) serves about 3,000 users and 25,000 repositories.
 SCALE_LIMIT_USERS = 3000
 SCALE_LIMIT_REPOSITORIES = 25000
 # Smallest machine type that serves (users, repositories), smallest first.

@@ -6,7 +6,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-# CONTRACTS.md section 4: (response target, mode, resolution target, mode) per kind.
+# docs/sla.md: (response target, mode, resolution target, mode) per kind.
 DEFAULTS = {
     "create": (timedelta(hours=24), "calendar", timedelta(days=15), "working"),
     "suspend": (timedelta(hours=24), "calendar", timedelta(days=15), "working"),

@@ -1,4 +1,4 @@
-"""GET /api/v1/sla/summary/ (CONTRACTS.md section 5): auth, parameters, and that its open
+"""GET /api/v1/sla/summary/ (docs/api.md): auth, parameters, and that its open
 at_risk / breached counts are the request list's `at_risk=true` / `breached=true` rows."""
 
 from datetime import timedelta

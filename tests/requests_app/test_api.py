@@ -1,4 +1,4 @@
-"""The JSON API of CONTRACTS.md section 5: filing, validation, listing, auth, schema, history.
+"""The JSON API of docs/api.md: filing, validation, listing, auth, schema, history.
 
 The small factory helpers at the top are shared with the permission and concurrency tests."""
 

@@ -1,5 +1,5 @@
 """Two people taking conflicting actions at once: exactly one wins, the others get 409, and the
-history holds exactly one event for the change (CONTRACTS.md section 3).
+history holds exactly one event for the change (docs/workflow.md).
 
 Each thread has its own PostgreSQL connection, so these tests commit for real."""
 

@@ -1,4 +1,4 @@
-"""`manage.py import_requests` (CONTRACTS.md section 6): history replayed through the live rules."""
+"""`manage.py import_requests` (docs/api.md): history replayed through the live rules."""
 
 import json
 from datetime import datetime

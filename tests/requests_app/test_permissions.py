@@ -1,4 +1,4 @@
-"""Who may do what, through the API (CONTRACTS.md sections 2 and 3).
+"""Who may do what, through the API (docs/workflow.md).
 
 The expectations are written out here from the contract's table, not read from
 requests_app.transitions.RULES: a wrong rule there must make these tests fail."""

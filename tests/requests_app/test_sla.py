@@ -1,4 +1,4 @@
-"""SLA timers walked through time: JSON of CONTRACTS.md section 4 field by field, with frozen
+"""SLA timers walked through time: JSON of docs/sla.md field by field, with frozen
 time, across weekends, holidays, pauses and DST changes; recomputation; the API filters."""
 
 import json

@@ -1,7 +1,7 @@
 """Random sequences of actions by random people against the workflow (hypothesis.stateful).
 
 Every step goes through `workflow.perform` / `workflow.add_comment` and must either succeed or
-answer Forbidden / Conflict / Invalid - exactly the answer CONTRACTS.md sections 2-3 give, written
+answer Forbidden / Conflict / Invalid - exactly the answer docs/workflow.md gives, written
 out again below independently of `transitions.RULES`. After every step: states stay in the state
 list, moves stay in the transitions table, final states never change, and the history replays to
 the current state.
@@ -35,7 +35,7 @@ from tests.factories import make_user
 P, T, Q = State.PENDING_APPROVAL, State.TECH_REVIEW, State.QUEUED
 WIP, W = State.IN_PROGRESS, State.WAITING_ON_CUSTOMER
 
-# CONTRACTS.md sections 2-3, restated: action -> (roles, never the requester, the requester
+# docs/workflow.md, restated: action -> (roles, never the requester, the requester
 # may, kinds (None: all), {from: to}). "standard" routes approve by the request.
 CONTRACT = {
     "approve": ({roles.CE_LEADERSHIP}, True, False, None, {P: "standard"}),

@@ -8,7 +8,7 @@ from django.db import transaction
 
 from portal import roles
 
-# CONTRACTS.md section 2: one group each, in this order.
+# docs/workflow.md: one group each, in this order.
 DEMO_USERS = [
     ("ce", roles.CE, "Casey", "Engineer"),
     ("sales", roles.SALES, "Sam", "Seller"),

@@ -12,8 +12,8 @@ class _DryRun(Exception):
 
 class Command(BaseCommand):
     help = (
-        "Load requests filed before the portal existed from a JSON list of records (CONTRACTS.md "
-        "section 6). Each record is replayed through the workflow's rules and loaded whole or "
+        "Load requests filed before the portal existed from a JSON list of records (format in "
+        "docs/api.md). Each record is replayed through the workflow's rules and loaded whole or "
         "rejected whole; records already imported (same external_id) are skipped. Exits non-zero "
         "when any record is rejected."
     )
