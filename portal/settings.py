@@ -91,7 +91,9 @@ except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not usable: {exc}") from None
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20}
+    # BEGIN IMMEDIATE: a transaction takes the write lock when it starts, so two people acting
+    # at once wait for each other instead of one failing with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis and RQ. RQ_INPROCESS=true (set by `make run` when no redis-server is installed) runs

@@ -105,6 +105,8 @@ class RunState(models.TextChoices):
 
 ACTIVE_RUN_STATES = (RunState.QUEUED, RunState.PLANNING, RunState.PLANNED, RunState.APPLYING)
 FINAL_RUN_STATES = (RunState.APPLIED, RunState.ERRORED, RunState.DISCARDED)
+# A request that ends (cancel, reject) takes its run with it while nothing is applied yet.
+DISCARDABLE_RUN_STATES = (RunState.QUEUED, RunState.PLANNING, RunState.PLANNED)
 
 
 class Run(models.Model):
@@ -223,10 +225,33 @@ class Run(models.Model):
         )
 
     def discard(self, now: datetime) -> bool:
-        """planned -> discarded: the plan is dropped, nothing was applied."""
+        """queued, planning or planned -> discarded: nothing was applied. A worker still planning
+        finds the run discarded when it tries to save its plan, and a queued job finds nothing
+        to claim."""
         return self._move(
-            {"state": RunState.PLANNED}, state=RunState.DISCARDED, job_wanted="", finished_at=now
+            {"state__in": DISCARDABLE_RUN_STATES},
+            state=RunState.DISCARDED,
+            job_wanted="",
+            finished_at=now,
         )
+
+    def apply_started(self) -> bool:
+        """Whether this run ever began to apply (so the infrastructure may have changed)."""
+        if self.state in (RunState.APPLYING, RunState.APPLIED):
+            return True
+        return any(s["name"] == "apply" and s["status"] != "pending" for s in self.steps or [])
+
+    def needs_second_person(self) -> bool:
+        """A teardown, or a plan that destroys data no snapshot of this run keeps: the confirm
+        must come from someone other than the person who planned it."""
+        if self.kind == "teardown":
+            return True
+        keeps_snapshot = self.kind in ("suspend", "upgrade")
+        return bool((self.plan_summary or {}).get("data_destroyed")) and not keeps_snapshot
+
+    def destroyed(self) -> list[str]:
+        """The resources the saved plan destroys (or replaces), by address."""
+        return list((self.plan_summary or {}).get("destroyed") or [])
 
     def mark_applied(self, outputs: dict[str, Any], now: datetime) -> bool:
         """applying -> applied. Loses when the reconciler ended the run meanwhile (its worker was

@@ -88,6 +88,10 @@ class Request(models.Model):
         related_name="requests_assigned",
     )
     external_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    # Bumped by every action: the compare-and-set of an action is on (state, version), so of two
+    # actions judged against the same request one wins, even when neither changes the state
+    # (confirm, plan, assign...).
+    version = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField(auto_now=True)
 
