@@ -115,7 +115,8 @@ class Run(models.Model):
     claims it, so a relay can enqueue again what never reached Redis."""
 
     instance = models.ForeignKey(Instance, on_delete=models.PROTECT, related_name="runs")
-    request_id = models.BigIntegerField(db_index=True)  # requests_app.Request (no import)
+    # requests_app.Request (no import); none for runs the portal starts itself (the demo seed).
+    request_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     kind = models.CharField(max_length=20)
     state = models.CharField(max_length=20, choices=RunState.choices, default=RunState.QUEUED)
     job_wanted = models.CharField(max_length=10, blank=True)  # "plan", "apply" or ""
@@ -127,7 +128,9 @@ class Run(models.Model):
     destroy = models.BooleanField(default=False)
     plan_binary = models.BinaryField(null=True, blank=True, editable=False)
     plan_text = models.TextField(blank=True)
-    plan_summary = models.JSONField(default=dict, blank=True)  # {"add", "change", "destroy"}
+    # {"add", "change", "destroy", "destroyed": [addresses], "data_destroyed", "violations"}
+    plan_summary = models.JSONField(default=dict, blank=True)
+    plan_json = models.JSONField(default=dict, blank=True)  # `terraform show -json` of the plan
     steps = models.JSONField(default=list, blank=True)
     log = models.TextField(blank=True)
     outputs = models.JSONField(default=dict, blank=True)
@@ -200,7 +203,12 @@ class Run(models.Model):
         )
 
     def mark_planned(
-        self, plan_binary: bytes, plan_text: str, summary: dict[str, int], digest: str
+        self,
+        plan_binary: bytes,
+        plan_text: str,
+        summary: dict[str, Any],
+        digest: str,
+        plan_json: dict[str, Any] | None = None,
     ) -> bool:
         """planning -> planned: the saved plan waits for a confirm."""
         return self._move(
@@ -209,6 +217,7 @@ class Run(models.Model):
             plan_binary=plan_binary,
             plan_text=plan_text,
             plan_summary=summary,
+            plan_json=plan_json or {},
             inputs_digest=digest,
             finished_at=None,
         )

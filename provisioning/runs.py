@@ -65,7 +65,8 @@ def runs_for(request_id: int) -> list[Run]:
 def runs_for_many(request_ids: list[int]) -> dict[int, list[Run]]:
     found: dict[int, list[Run]] = {}
     for run in Run.objects.filter(request_id__in=request_ids).order_by("created_at", "id"):
-        found.setdefault(run.request_id, []).append(run)
+        if run.request_id is not None:
+            found.setdefault(run.request_id, []).append(run)
     return found
 
 

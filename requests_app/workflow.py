@@ -434,8 +434,10 @@ def _planned_run(request: Request) -> Run:
     return run
 
 
-def finish_by_run(run: Run, at: datetime) -> Request:
+def finish_by_run(run: Run, at: datetime) -> Request | None:
     """A provisioning run applied: its request is done (the instance is already updated)."""
+    if run.request_id is None:  # a run of the portal's own (the demo seed): no request
+        return None
     with transaction.atomic():
         request = Request.objects.with_related().get(pk=run.request_id)
         old_state = request.state
@@ -467,6 +469,8 @@ def record_run_event(
     run: Run, action: str, comment: str | None, at: datetime, user: User | None
 ) -> None:
     """A provisioning step in the request's history, in the run's own transaction."""
+    if run.request_id is None:
+        return
     request = Request.objects.filter(pk=run.request_id).only("state").first()
     if request is None:
         return
