@@ -10,6 +10,16 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are safe.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+# The marks of the browser tests that read the clock (tests/clock.py). They are left out of the
+# date rerun: time-machine moves only this process's clock, and Chromium keeps real time.
+READS_THE_CLOCK = [
+    pytest.mark.clock,
+    pytest.mark.clock_real(
+        "Chromium keeps real time: it would judge the session cookie's expiry, set from the "
+        "travelled server clock, by its own clock and drop it"
+    ),
+]
+
 
 def chromium_path():
     for name in ("chromium", "chromium-browser", "google-chrome"):

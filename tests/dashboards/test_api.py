@@ -13,6 +13,8 @@ from requests_app import sla
 from tests.dashboards.factories import random_rows
 from tests.factories import make_user
 
+pytestmark = pytest.mark.clock
+
 URL = "/api/v1/sla/summary/"
 # The instant the open-count test stands at, a Wednesday afternoon in working hours: there its
 # seeded rows hold open timers both at risk and breached. (Made relative to the real now they

@@ -13,6 +13,8 @@ from requests_app.dashboards import Period, PeriodForm
 from requests_app.models import Closure, Request
 from tests.dashboards.factories import act, file, queued, random_rows, timed_request
 
+pytestmark = pytest.mark.clock
+
 LA = ZoneInfo("America/Los_Angeles")
 HOUR, DAY = 3600, 86400
 

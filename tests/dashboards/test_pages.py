@@ -18,6 +18,8 @@ from requests_app.dashboard_views import BOARD_ROWS
 from tests.dashboards.factories import make_instance, random_rows, timed_request
 from tests.factories import make_user
 
+pytestmark = pytest.mark.clock
+
 # The tests' now: a Wednesday afternoon in working hours (working-day timers run, some are at
 # risk), the rows made relative to it.
 NOW = datetime(2026, 3, 25, 15, tzinfo=ZoneInfo("America/Los_Angeles"))

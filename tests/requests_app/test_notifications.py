@@ -15,6 +15,8 @@ from requests_app.forms import FORMS
 from requests_app.jobs import send_notification
 from requests_app.models import Notification
 
+pytestmark = pytest.mark.clock
+
 
 class Receiver:
     """A local Slack incoming-webhook stand-in that records bodies and can fail on demand."""

@@ -14,6 +14,8 @@ from requests_app.forms import FORMS
 from requests_app.models import Closure, Request, SlaPolicy
 from tests.factories import PASSWORD, make_instance
 
+pytestmark = pytest.mark.clock
+
 LA = ZoneInfo("America/Los_Angeles")
 DAY, HOUR = 86400, 3600
 

@@ -12,6 +12,8 @@ from requests_app import sla, sweep, workflow
 from requests_app.forms import FORMS
 from requests_app.models import Notification, Request
 
+pytestmark = pytest.mark.clock
+
 LA = ZoneInfo("America/Los_Angeles")
 
 
