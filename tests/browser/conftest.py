@@ -11,14 +11,12 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 # The marks of the browser tests that read the clock (tests/clock.py). They are left out of the
-# date rerun: time-machine moves only this process's clock, and Chromium keeps real time.
-READS_THE_CLOCK = [
-    pytest.mark.clock,
-    pytest.mark.clock_real(
-        "Chromium keeps real time: it would judge the session cookie's expiry, set from the "
-        "travelled server clock, by its own clock and drop it"
-    ),
-]
+# date rerun: time-machine moves only this process's clock, not Chromium's.
+CHROMIUM_KEEPS_REAL_TIME = (
+    "Chromium keeps real time: time-machine cannot move its clock, so its scripts, cookies and "
+    "cache would run at another date than the server they talk to"
+)
+READS_THE_CLOCK = [pytest.mark.clock, pytest.mark.clock_real(CHROMIUM_KEEPS_REAL_TIME)]
 
 
 def chromium_path():
