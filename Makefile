@@ -1,5 +1,6 @@
 # `make run` starts the portal for a person to use; `make test` runs the whole suite on
-# real PostgreSQL and Redis. Both create or refresh .venv first.
+# real PostgreSQL and Redis, then the date rerun (`make test-dates` alone). All create or refresh
+# .venv first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 export DJANGO_SETTINGS_MODULE := portal.settings
 
-.PHONY: run test lint format venv chromium services-stop clean bench
+.PHONY: run test test-dates lint format venv chromium services-stop clean bench
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -46,10 +47,25 @@ chromium:
 		fi; \
 	fi
 
+# The date rerun (tests/clock.py): the tests marked `clock` again, with the clock travelled to a
+# Saturday, Thanksgiving, the night summer time ends and a second before the new year.
+CLOCK_DATES ?= sat,holiday,dst,nye
+
+# The whole suite, then the date rerun; both run even when the first fails, and either failing
+# fails the target.
 test: $(STAMP) chromium lint
 	@set -e; eval "$$($(BIN)/python -m portal.devservices test-env)"; \
 		echo "Testing against $$DATABASE_URL and $$REDIS_URL"; \
-		$(BIN)/python -m pytest $(PYTEST_ARGS)
+		status=0; \
+		$(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
+		echo "Date rerun: the clock tests at $(CLOCK_DATES)"; \
+		$(BIN)/python -m pytest --clock-dates=$(CLOCK_DATES) $(PYTEST_ARGS) || status=$$?; \
+		exit $$status
+
+test-dates: $(STAMP)
+	@set -e; eval "$$($(BIN)/python -m portal.devservices test-env)"; \
+		echo "Date rerun against $$DATABASE_URL and $$REDIS_URL: the clock tests at $(CLOCK_DATES)"; \
+		$(BIN)/python -m pytest --clock-dates=$(CLOCK_DATES) $(PYTEST_ARGS)
 
 services-stop:
 	$(BIN)/python -m portal.devservices stop

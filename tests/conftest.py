@@ -4,6 +4,9 @@ from django.contrib.auth.models import Group
 
 from tests.factories import make_user
 
+# The clock marks, their audit and the date rerun (--clock-dates); pytester tests the plugin.
+pytest_plugins = ["tests.clock", "pytester"]
+
 
 def pytest_sessionfinish(session, exitstatus):
     import os

@@ -4,20 +4,26 @@ the API's, and that their query counts do not grow with the rows."""
 import csv
 import io
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
 
 from dashboards import figures as dashboards
 from dashboards.views import BOARD_ROWS
 from requests_app.sla import policies
 from tests.dashboards.factories import make_instance, random_rows, timed_request
 from tests.factories import make_user
+
+pytestmark = pytest.mark.clock
+
+# The tests' now: a Wednesday afternoon in working hours (working-day timers run, some are at
+# risk), the rows made relative to it.
+NOW = datetime(2026, 3, 25, 15, tzinfo=ZoneInfo("America/Los_Angeles"))
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +35,9 @@ def fresh_sla_cache():
 
 @pytest.fixture
 def now():
-    return timezone.now().replace(microsecond=0)
+    """NOW, with the clock standing still there from this fixture on (pages read it too)."""
+    with time_machine.travel(NOW, tick=False):
+        yield NOW
 
 
 @pytest.fixture
@@ -210,14 +218,14 @@ def test_the_board_shows_the_most_urgent_cards_of_a_long_column(client, users, n
 # -- the fleet ------------------------------------------------------------------------------------
 
 
-def test_the_fleet_shows_versions_behind_and_costs(client, users):
+def test_the_fleet_shows_versions_behind_and_costs(client, users, now):
     make_instance("acme", version="6.1.2", machine_type="n1-standard-16", executors_enabled=True)
     make_instance("globex", version="6.0.0")
     make_instance("initech", version="5.9.1", status="suspended")
     make_instance("gone", version="4.0.0", status="torn_down")
     make_instance("stark", version="", status="provisioning", machine_type="n1-standard-96")
     # A newer release known only from an upgrade request.
-    upgrade = timed_request(users["ce"], "upgrade", queued=timezone.now())
+    upgrade = timed_request(users["ce"], "upgrade", queued=now)
     upgrade.target_version = "6.2.0"
     upgrade.save(update_fields=["target_version"])
     client.force_login(users["sales"])

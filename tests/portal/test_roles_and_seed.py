@@ -1,3 +1,4 @@
+import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import call_command
@@ -35,6 +36,7 @@ def snapshot():
     )
 
 
+@pytest.mark.clock  # seed_demo files its requests days before now
 def test_seed_demo_makes_requests_in_varied_states(db):
     from requests_app.models import Request
 
@@ -43,6 +45,7 @@ def test_seed_demo_makes_requests_in_varied_states(db):
     assert {"pending_approval", "tech_review", "queued", "in_progress", "done"} <= states
 
 
+@pytest.mark.clock
 def test_seed_demo_creates_the_demo_users_and_is_idempotent(db, settings):
     settings.DEMO_PASSWORD = "s3cret-demo"
     call_command("seed_demo")

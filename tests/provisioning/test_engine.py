@@ -24,7 +24,15 @@ from requests_app.models import Notification, Request
 from tests.factories import make_user
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.clock,
+    # Left out of the date rerun (tests/clock.py): time-machine moves only this process's clock.
+    pytest.mark.clock_real(
+        "RQ worker subprocesses keep real time: they stamp heartbeats and runs with the real "
+        "clock, which the reconciler and relays in this process compare with its own"
+    ),
+]
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ from requests_app.forms import FORMS
 from requests_app.models import PROVISIONING_KINDS, Event, Request, State
 from tests.factories import PASSWORD, apply_run_by_hand, make_user
 
+pytestmark = pytest.mark.clock
+
 # -- helpers shared by the request API tests ---------------------------------------------------
 
 KINDS = ["create", "suspend", "resume", "teardown", "upgrade", "enable_executors", "feature"]

@@ -15,7 +15,7 @@ from requests_app.models import Approval, Event, Request, State
 from tests.factories import make_user
 from tests.requests_app.test_api import payload, request_in_state
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.clock]
 
 ROUNDS = 5
 

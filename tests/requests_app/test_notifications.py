@@ -16,6 +16,8 @@ from requests_app.jobs import send_notification
 from requests_app.models import Notification
 from tests.factories import apply_run_by_hand
 
+pytestmark = pytest.mark.clock
+
 
 class Receiver:
     """A local Slack incoming-webhook stand-in that records bodies and can fail on demand."""

@@ -19,6 +19,8 @@ from tests.requests_app.test_api import (
     request_in_state,
 )
 
+pytestmark = pytest.mark.clock
+
 # -- the contract's table, written out ----------------------------------------------------------
 
 REQUESTER = "the requester"

@@ -16,6 +16,8 @@ from requests_app.sla import policies, status
 from requests_app.sla import timers as sla_timers
 from tests.factories import PASSWORD, apply_run_by_hand, make_instance
 
+pytestmark = pytest.mark.clock
+
 LA = ZoneInfo("America/Los_Angeles")
 DAY, HOUR = 86400, 3600
 
