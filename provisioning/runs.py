@@ -91,13 +91,17 @@ def instance_for_create(slug: str, customer: str, settings_of_request: dict[str,
 
 def start(
     instance: Instance,
-    request_id: int,
+    request_id: int | None,
     kind: str,
     user: "User | None",
     changes: dict[str, Any],
     now: datetime,
+    *,
+    queue_job: bool = True,
 ) -> Run:
-    """`plan`: a new run for the request, queued for a worker to plan."""
+    """`plan`: a new run for the request (`request_id` None: a run the portal starts itself),
+    queued for a worker to plan. `queue_job=False` leaves the job to the caller, which executes
+    the run in its own process (the demo seed)."""
     if kind not in PROVISIONING_KINDS:
         raise RunRefused(f"{kind} requests have no provisioning run.")
     busy = active_run(instance.pk)
@@ -125,16 +129,18 @@ def start(
     except IntegrityError:
         raise RunRefused(f"Another run started on {instance.slug} at the same moment.") from None
     signals.run_event.send(Run, run=run, action="run_queued", comment="", at=now, user=user)
-    transaction.on_commit(lambda: enqueue(run.pk))
+    if queue_job:
+        transaction.on_commit(partial(enqueue, run.pk))
     return run
 
 
-def confirm(run: Run, user: "User | None", now: datetime) -> None:
+def confirm(run: Run, user: "User | None", now: datetime, *, queue_job: bool = True) -> None:
     """Apply exactly the saved plan: the run moves to applying and waits for a worker."""
     if not run.confirm(user):
         raise RunRefused(f"Run #{run.pk} is not waiting for a confirm.")
     signals.run_event.send(Run, run=run, action="run_confirmed", comment="", at=now, user=user)
-    transaction.on_commit(lambda: enqueue(run.pk))
+    if queue_job:
+        transaction.on_commit(partial(enqueue, run.pk))
 
 
 def discard(run: Run, user: "User | None", now: datetime) -> None:

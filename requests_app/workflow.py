@@ -227,11 +227,13 @@ def perform(
     now: datetime | None = None,
     notify: bool = True,
     imported: bool = False,
+    queue_jobs: bool = True,
 ) -> Request:
     """Take `action` on request `request_id` as `user`; returns the updated request.
 
     `imported`: history replayed by the importer, taken as it happened (a provisioning request
-    completed by hand then needs no Compute reading)."""
+    completed by hand then needs no Compute reading). `queue_jobs=False`: a run started or
+    confirmed here is executed by the caller in its own process (the demo seed), not queued."""
     now = now or timezone.now()
     reading = None
     if action == "complete" and not imported:
@@ -298,7 +300,7 @@ def perform(
         if action == "complete":
             apply_outcome(request, now, reading)
         if action in RUN_ACTIONS:
-            _run_action(request, action, user, now)
+            _run_action(request, action, user, now, queue_jobs)
         if new_state in (State.CANCELLED, State.REJECTED):
             _end_runs(request, user, action, now)
         if notify:
@@ -403,7 +405,9 @@ def instance_fields(request: Request) -> dict[str, Any]:
     }
 
 
-def _run_action(request: Request, action: str, user: User, now: datetime) -> None:
+def _run_action(
+    request: Request, action: str, user: User, now: datetime, queue_jobs: bool = True
+) -> None:
     try:
         if action in ("plan", "retry"):
             instance = request.instance
@@ -417,9 +421,9 @@ def _run_action(request: Request, action: str, user: User, now: datetime) -> Non
             if instance is None:  # _check_run_action refused a plan without one
                 raise Conflict("The instance of this request does not exist.")
             changes = {"version": request.target_version} if request.kind == Kind.UPGRADE else {}
-            runs.start(instance, request.pk, request.kind, user, changes, now)
+            runs.start(instance, request.pk, request.kind, user, changes, now, queue_job=queue_jobs)
         elif action == "confirm":
-            runs.confirm(_planned_run(request), user, now)
+            runs.confirm(_planned_run(request), user, now, queue_job=queue_jobs)
         elif action == "discard":
             runs.discard(_planned_run(request), user, now)
     except runs.RunRefused as exc:
