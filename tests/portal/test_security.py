@@ -1,21 +1,192 @@
-"""Security hardening: the sign-in rate limit (django-axes) and the audit log of sign-ins."""
+"""Security hardening: the Content-Security-Policy and pages that need no inline code for it,
+the sign-in rate limit (django-axes) and the audit log of sign-ins."""
 
+import base64
+import hashlib
+import re
 from datetime import timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 
+import django_rq
 import pytest
 import time_machine
-from audit.client import client_ip
-from audit.models import Outcome, SignInEvent
 from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
+
+from audit.client import client_ip
+from audit.models import Outcome, SignInEvent
+from requests_app import workflow
+from requests_app.forms import FORMS
 from tests.factories import PASSWORD, make_user
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "templates"
+
+
+# -- Content-Security-Policy ----------------------------------------------------------------------
+
+
+def policy(response):
+    header = response["Content-Security-Policy"]
+    directives = {}
+    for part in header.split(";"):
+        name, *values = part.split()
+        directives[name] = values
+    return directives
+
+
+@pytest.fixture
+def filed(users):
+    form = FORMS["create"](
+        data={
+            "instance": "hooli",
+            "customer": "Hooli",
+            "access": "public_sso",
+            "justification": "x",
+        }
+    )
+    assert form.is_valid(), form.errors
+    return workflow.file_request(users["ce"], "create", form.cleaned_data, notify=False)
+
+
+@pytest.fixture
+def queued(users):
+    """A create request approved into the DevOps queue: its SLA timers run."""
+    form = FORMS["create"](
+        data={
+            "instance": "initech",
+            "customer": "Initech",
+            "access": "public_sso",
+            "justification": "x",
+        }
+    )
+    assert form.is_valid(), form.errors
+    request = workflow.file_request(users["ce"], "create", form.cleaned_data, notify=False)
+    return workflow.perform(users["lead"], request.pk, "approve", notify=False)
+
+
+PAGES = [
+    ("login", None, "/login/"),
+    ("ce", None, "/"),
+    ("ce", None, "/requests/new/create/"),
+    ("ce", "filed", "/requests/{pk}/"),
+    ("lead", "filed", "/requests/{pk}/"),
+    ("ce", "queued", "/requests/{pk}/"),
+    ("manager", "queued", "/dashboards/sla/"),
+    ("devops", "queued", "/dashboards/board/"),
+    ("devops", "queued", "/queue/"),
+    ("devops", None, "/audit/"),
+    ("admin", None, "/admin/"),
+    ("admin", "filed", "/admin/requests_app/request/{pk}/change/"),
+]
+
+
+class InlineCode(HTMLParser):
+    """Collects what a strict policy blocks: inline scripts, on* handlers, style attributes."""
+
+    def __init__(self):
+        super().__init__()
+        self.found = []
+        self._in_script = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for name in attrs:
+            if name.startswith("on"):
+                self.found.append(f"<{tag} {name}=...>")
+            if name == "style":
+                self.found.append(f"<{tag} style={attrs[name]!r}>")
+        if tag == "style":
+            self.found.append("<style> element")
+        if tag == "script":
+            data_only = attrs.get("type") == "application/json"
+            self._in_script = None if ("src" in attrs or data_only) else attrs
+        for name in ("href", "action", "formaction", "src"):
+            if (attrs.get(name) or "").strip().lower().startswith("javascript:"):
+                self.found.append(f"<{tag} {name}=javascript:...>")
+
+    def handle_data(self, data):
+        if self._in_script is not None and data.strip():
+            self.found.append(f"inline script: {data.strip()[:60]!r}")
+
+    def handle_endtag(self, tag):
+        if tag == "script":
+            self._in_script = None
+
+
+def inline_code(html):
+    parser = InlineCode()
+    parser.feed(html)
+    return parser.found
+
+
+@pytest.mark.parametrize("who,needs,url", PAGES)
+def test_pages_carry_a_strict_policy_and_no_inline_code(client, users, request, who, needs, url):
+    if needs:
+        url = url.format(pk=request.getfixturevalue(needs).pk)
+    if who != "login":
+        client.force_login(users[who])
+    response = client.get(url)
+    assert response.status_code == 200, url
+    csp = policy(response)
+    assert csp["default-src"] == ["'self'"]
+    assert "'unsafe-inline'" not in csp["script-src"] and "'unsafe-eval'" not in csp["script-src"]
+    assert csp["style-src"] == ["'self'"]
+    assert csp["object-src"] == ["'none'"] and csp["frame-ancestors"] == ["'none'"]
+    html = response.content.decode()
+    assert inline_code(html) == [], url
+    if needs == "queued" and "sla" not in url:
+        assert 'class="timer-fill" width="' in html, url  # the timer bars, drawn without style
+
+
+def test_the_danger_buttons_confirm_through_a_static_script(client, users, filed):
+    client.force_login(users["lead"])
+    html = client.get(f"/requests/{filed.pk}/").content.decode()
+    assert 'data-confirm="Reject: are you sure?"' in html
+    assert "portal/confirm.js" in html
+    assert "data-confirm" in (ROOT / "static" / "portal" / "confirm.js").read_text()
+
+
+def test_no_template_holds_inline_script_or_style():
+    """Every <script> in templates/ loads a file or carries JSON data; no on* handlers or style
+    attributes (SVG presentation attributes such as fill= are not styles and are allowed)."""
+    checked = 0
+    for path in TEMPLATES.rglob("*.html"):
+        text = path.read_text()
+        for match in re.finditer(r"<script\b([^>]*)>(.*?)</script>", text, re.S):
+            attrs, body = match.groups()
+            if "src=" in attrs:
+                assert body.strip() == "", path
+            else:
+                assert 'type="application/json"' in attrs, (path, match.group(0)[:80])
+            checked += 1
+        assert not re.search(r"\son[a-z]+\s*=", text), path
+        assert not re.search(r"\sstyle\s*=", text), path
+        assert "<style" not in text, path
+        assert "javascript:" not in text, path
+    assert checked >= 4
+
+
+def test_the_job_dashboards_inline_script_is_the_one_allowed_by_hash(client, users):
+    """django-rq's pages carry one inline script (select all rows); the policy allows exactly it
+    by its hash. An upgrade of django-rq that changes it fails here: put the new hash in
+    settings.DJANGO_RQ_INLINE_SCRIPT_HASH."""
+    folder = Path(django_rq.__file__).parent / "templates" / "django_rq"
+    hashes = set()
+    for path in folder.glob("*.html"):
+        for body in re.findall(r"<script[^>]*>(.*?)</script>", path.read_text(), re.S):
+            if body.strip():
+                digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+                hashes.add(f"'sha256-{digest}'")
+    assert hashes == {settings.DJANGO_RQ_INLINE_SCRIPT_HASH}
+    client.force_login(users["devops"])
+    response = client.get("/jobs/queues/0/")
+    assert response.status_code == 200
+    assert settings.DJANGO_RQ_INLINE_SCRIPT_HASH in policy(response)["script-src"]
 
 
 # -- sign-in rate limit ---------------------------------------------------------------------------
