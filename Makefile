@@ -5,6 +5,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov (static analysis of the Terraform modules, tests/provisioning/test_checkov.py) lives in
+# its own virtualenv: it pins packaging<24, which pytest 9 in .venv cannot use.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+CHECKOV_REQUIREMENT := checkov==3.3.30
 PORT ?= 8000
 export DJANGO_SETTINGS_MODULE := portal.settings
 
@@ -18,7 +23,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-venv: $(STAMP)
+$(CHECKOV_STAMP): Makefile
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet '$(CHECKOV_REQUIREMENT)'
+	touch $(CHECKOV_STAMP)
+
+venv: $(STAMP) $(CHECKOV_STAMP)
 
 run: $(STAMP)
 	mkdir -p var
@@ -53,7 +64,7 @@ CLOCK_DATES ?= sat,holiday,dst,nye
 
 # The whole suite, then the date rerun; both run even when the first fails, and either failing
 # fails the target.
-test: $(STAMP) chromium lint
+test: $(STAMP) $(CHECKOV_STAMP) chromium lint
 	@set -e; eval "$$($(BIN)/python -m portal.devservices test-env)"; \
 		echo "Testing against $$DATABASE_URL and $$REDIS_URL"; \
 		status=0; \
@@ -76,4 +87,4 @@ bench: $(STAMP)
 			echo "== $$script"; $(BIN)/python $$script; done
 
 clean: services-stop
-	rm -rf var $(VENV)
+	rm -rf var $(VENV) $(CHECKOV_VENV)

@@ -157,6 +157,73 @@ def test_the_csv_follows_the_filters(client, users, now):
     assert set(lines[0]) == set(dashboards.CSV_COLUMNS)
 
 
+DANGEROUS = ['=HYPERLINK("http://evil")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\r=1+1"]
+
+
+@pytest.mark.parametrize("engine", ["sql", "python"])
+def test_the_csv_neutralises_formulas_in_text_but_keeps_numbers(users, now, engine):
+    """OWASP's CSV injection advice: text a spreadsheet would run as a formula starts with a
+    single quote; numbers, negative ones included, stay numbers."""
+    start = now - timedelta(days=3)
+    assignee = make_user("@evil", "DevOps")
+    for customer in [*DANGEROUS, "Acme Corp", "Ann-Marie's =shop"]:
+        timed_request(
+            users["ce"],
+            "create",
+            queued=start,
+            picked=start + timedelta(hours=1),
+            customer=customer,
+            assignee=assignee,
+        )
+    request = timed_request(users["ce"], "create", queued=start, customer="-Negative")
+    request.instance_slug = "-1"
+    request.save(update_fields=["instance_slug"])
+    period = dashboards.default_period(now)
+    with time_machine.travel(now, tick=False):
+        rows = [
+            dict(zip(dashboards.CSV_COLUMNS, row, strict=True))
+            for row in dashboards.csv_rows(period, now, engine)
+        ]
+    customers = {row["customer"] for row in rows}
+    assert customers == {
+        *("'" + value for value in DANGEROUS),
+        "Acme Corp",
+        "Ann-Marie's =shop",
+        "'-Negative",
+    }
+    assert {row["assignee"] for row in rows} == {"'@evil", ""}
+    assert "'-1" in {row["instance"] for row in rows}
+    # The numeric columns are untouched: numbers (and empty cells) only.
+    for row in rows:
+        for column in ("id", "response_seconds", "resolution_working_days"):
+            assert row[column] == "" or float(row[column]) == float(row[column]), column
+            assert not row[column].startswith("'"), column
+
+
+def test_the_csv_download_quotes_formulas(client, users, now):
+    timed_request(users["ce"], "create", queued=now - timedelta(days=1), customer="=1+2")
+    client.force_login(users["manager"])
+    with time_machine.travel(now, tick=False):
+        lines = read_csv(client.get(reverse("sla_export")))
+    assert [line["customer"] for line in lines] == ["'=1+2"]
+
+
+def test_only_free_text_columns_can_start_like_a_formula():
+    """A new column of free text must join CSV_TEXT_COLUMNS; every other column is a number, an
+    instant, a boolean or a value of fixed choices."""
+    fixed = {"kind", "state", "response_status", "resolution_status", "open", "at_risk", "breached"}
+    numbers = {"id", "response_seconds", "resolution_working_days"}
+    instants = {c for c in dashboards.CSV_COLUMNS if c.endswith("_at")}
+    text = set(dashboards.CSV_TEXT_COLUMNS)
+    assert text == {"customer", "instance", "assignee"}
+    assert text | fixed | numbers | instants == set(dashboards.CSV_COLUMNS)
+    assert not text & (fixed | numbers | instants)
+    from requests_app.models import Kind, State
+
+    for value in [*Kind.values, *State.values, "met", "breached", "running", "paused", "true"]:
+        assert not value.startswith(dashboards.FORMULA_PREFIXES)
+
+
 # -- the board ------------------------------------------------------------------------------------
 
 
