@@ -1,8 +1,10 @@
 """Periodic jobs, run by `python manage.py rqcron portal.cron` (make run and the `scheduler`
 service start it). Each job is safe to run twice: two schedulers never do harm."""
 
+from django.conf import settings
 from rq.cron import register
 
+from provisioning.jobs import verify_fleet
 from provisioning.runs import reconcile_runs, relay_runs
 from requests_app.jobs import relay_notifications, sla_sweep
 
@@ -10,3 +12,5 @@ register(relay_notifications, queue_name="default", interval=60)
 register(sla_sweep, queue_name="default", interval=60)
 register(relay_runs, queue_name="default", interval=30)
 register(reconcile_runs, queue_name="default", interval=30)
+# Every live instance against Compute and Terraform: what disagrees becomes its drift.
+register(verify_fleet, queue_name="default", interval=settings.VERIFY_INTERVAL_MINUTES * 60)

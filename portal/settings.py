@@ -287,5 +287,7 @@ LOGGING = {
 }
 # Seconds without a heartbeat after which a run's worker is taken for dead.
 PROVISIONING_HEARTBEAT_TIMEOUT = env_int("PROVISIONING_HEARTBEAT_TIMEOUT", 90, minimum=10)
+# How often every live instance is compared with Compute and with a terraform plan.
+VERIFY_INTERVAL_MINUTES = env_int("VERIFY_INTERVAL_MINUTES", 60, minimum=1)
 # Multiplies the retry backoff of known transient errors (tests make it small).
 PROVISIONING_BACKOFF_SCALE = float(env_int("PROVISIONING_BACKOFF_PERCENT", 100, minimum=0)) / 100

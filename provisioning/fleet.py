@@ -1,6 +1,6 @@
 """Building instances that exist before any request (the demo fleet of `seed_demo`) through the
 same provisioning path as everything else: a run per step, planned and applied by the job code
-of provisioning/jobs.py, here executed in this process instead of by a worker. So each demo
+of provisioning/execute.py, here executed in this process instead of by a worker. So each demo
 instance has its real infrastructure on the sandbox Compute server, Terraform state, and (when
 suspended) the snapshot a resume restores.
 """
@@ -13,7 +13,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from provisioning import instances, runs
-from provisioning.jobs import execute_run
+from provisioning.execute import execute_run
 from provisioning.models import Instance, InstanceStatus, Run, RunState
 
 

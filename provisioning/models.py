@@ -60,6 +60,10 @@ class Instance(models.Model):
     users = models.PositiveIntegerField(null=True, blank=True)
     repositories = models.PositiveIntegerField(null=True, blank=True)
     outputs = models.JSONField(default=dict, blank=True)
+    # What the last verification found that disagrees with the portal's record (None: nothing):
+    # {"found_at", "problems": [...], "plan": {...}}. Set only by provisioning/verify.py.
+    drift = models.JSONField(null=True, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -68,6 +68,8 @@ def apply_outcome(
     if changes.get("snapshot"):
         instance.outputs = {**(instance.outputs or {}), "snapshot": changes["snapshot"]}
     if variables is not None:
+        # An applied run makes the record what Terraform and Compute now hold.
+        instance.drift = None
         recorded = dict(instance.outputs or {})
         recorded["variables"] = {
             k: v for k, v in variables.items() if k not in ("python_bin", "sandbox_endpoint")

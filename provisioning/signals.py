@@ -7,3 +7,5 @@ from django.dispatch import Signal
 run_event = Signal()
 # Sent inside the transaction that marks the run applied: run, at.
 run_applied = Signal()
+# Sent inside the transaction that records a new drift found by verification: instance, drift, at.
+instance_drift = Signal()

@@ -77,8 +77,14 @@ def desired_variables(
     elif kind == "enable_executors":
         current.update(enable_executors=True, executor_min_replicas=1, executor_max_replicas=4)
     # teardown keeps the variables: it is a destroy of what they describe.
-    current.update(python_bin=sys.executable, sandbox_endpoint="")
+    current.update(implementation_variables())
     return current
+
+
+def implementation_variables() -> dict[str, str]:
+    """Variables of how this machine runs the sandbox module, not of the instance (outcomes
+    leaves them out of what it records)."""
+    return {"python_bin": sys.executable, "sandbox_endpoint": ""}
 
 
 def upgrade_snapshot(instance: Instance, color: str, run_key: object) -> str:
@@ -112,9 +118,12 @@ def module_dir() -> Path:
     return MODULES / ("gcp" if settings.PROVISIONING_BACKEND == "gcp" else "sandbox")
 
 
-def render(instance: Instance, variables: dict[str, Any]) -> tuple[Path, dict[str, str]]:
-    """Write the workspace; returns (directory, environment for terraform)."""
-    folder = workspace_dir(instance)
+def render(
+    instance: Instance, variables: dict[str, Any], folder: Path | None = None
+) -> tuple[Path, dict[str, str]]:
+    """Write the workspace (in the instance's own folder unless told another); returns
+    (directory, environment for terraform)."""
+    folder = folder or workspace_dir(instance)
     folder.mkdir(parents=True, exist_ok=True)
     pg = connection.vendor == "postgresql"
     backend = (

@@ -162,6 +162,8 @@ class InstanceSerializer(serializers.ModelSerializer):
             "users",
             "repositories",
             "created_at",
+            "drift",
+            "verified_at",
         ]
 
 

@@ -6,7 +6,7 @@ from django.apps import AppConfig
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
-    from provisioning.models import Run
+    from provisioning.models import Instance, Run
 
 
 class RequestsAppConfig(AppConfig):
@@ -17,7 +17,7 @@ class RequestsAppConfig(AppConfig):
         # Provisioning tells of its runs through signals; the workflow turns them into history
         # events and finishes the request when its run applies.
         from provisioning import signals
-        from requests_app import workflow
+        from requests_app import notifications, workflow
 
         def on_run_event(
             sender: object,
@@ -33,5 +33,11 @@ class RequestsAppConfig(AppConfig):
         def on_run_applied(sender: object, run: "Run", at: datetime, **kwargs: Any) -> None:
             workflow.finish_by_run(run, at)
 
+        def on_instance_drift(
+            sender: object, instance: "Instance", drift: dict[str, Any], at: datetime, **kw: Any
+        ) -> None:
+            notifications.on_drift(instance, drift, at)
+
         signals.run_event.connect(on_run_event, dispatch_uid="requests_app.run_event")
+        signals.instance_drift.connect(on_instance_drift, dispatch_uid="requests_app.drift")
         signals.run_applied.connect(on_run_applied, dispatch_uid="requests_app.run_applied")

@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from provisioning import fleet, runs
-from provisioning.jobs import execute_run
+from provisioning.execute import execute_run
 from provisioning.models import Instance, InstanceStatus
 from requests_app import workflow
 from requests_app.forms import FORMS

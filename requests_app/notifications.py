@@ -23,6 +23,7 @@ from django.utils import timezone
 from rq import Retry
 
 from portal import roles
+from provisioning.models import Instance
 from requests_app.models import Event, Notification, Request, State
 
 log = logging.getLogger(__name__)
@@ -175,6 +176,36 @@ def on_sla_alerts(
 SEND_JOB = "requests_app.jobs.send_notification"
 SEND_MANY_JOB = "requests_app.jobs.send_notifications"
 MAX_ATTEMPTS = 5
+
+
+def on_drift(instance: Instance, drift: dict[str, Any], now: datetime) -> list[Notification]:
+    """Verification found that an instance differs from the portal's record: DevOps hear once
+    per distinct finding (the caller sends only when the problems changed)."""
+    User = get_user_model()
+    devops = sorted(
+        {u.email for u in User.objects.filter(groups__name=roles.DEVOPS, is_active=True) if u.email}
+    )
+    link = settings.PORTAL_BASE_URL.rstrip("/") + reverse("instance_detail", args=[instance.slug])
+    subject = f"Drift on {instance.slug} ({instance.customer}): the record and GCP disagree"
+    body = "\n".join([subject, "", *[f"- {p}" for p in drift["problems"]], "", link])
+    channels = [(Notification.Channel.EMAIL, devops)] if devops else []
+    if settings.SLACK_WEBHOOK_URL:
+        channels.append((Notification.Channel.SLACK, []))
+    created = [
+        Notification.objects.create(
+            instance=instance,
+            channel=channel,
+            topic="drift",
+            recipients=to,
+            subject=subject,
+            body=body,
+            created_at=now,
+        )
+        for channel, to in channels
+    ]
+    for notification in created:
+        transaction.on_commit(partial(enqueue, notification.pk))
+    return created
 
 
 def enqueue_many(notification_ids: list[int]) -> None:

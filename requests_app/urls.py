@@ -15,4 +15,5 @@ urlpatterns = [
     path("queue/", views.devops_queue, name="devops_queue"),
     path("instances/", views.instance_list, name="instance_list"),
     path("instances/<str:slug>/", views.instance_detail, name="instance_detail"),
+    path("instances/<str:slug>/verify/", views.instance_verify, name="instance_verify"),
 ]

@@ -16,9 +16,18 @@ from django.views.decorators.http import require_POST
 from portal import roles
 from provisioning import instances, runs
 from provisioning.models import Instance
+from provisioning.verify import VERIFIABLE, enqueue_verification
 from requests_app import validation, workflow
 from requests_app.forms import FORMS, ActionForm, CommentForm
-from requests_app.models import OPEN_STATES, Event, Kind, Notification, Request, State
+from requests_app.models import (
+    OPEN_STATES,
+    PROVISIONING_KINDS,
+    Event,
+    Kind,
+    Notification,
+    Request,
+    State,
+)
 from requests_app.sla import policies, status
 from requests_app.transitions import RULES
 
@@ -175,6 +184,7 @@ def request_detail(
         "error": error,
         "is_requester": target.requested_by_id == request.user.pk,
         **(runs_context(target, request.user) if target.kind != Kind.FEATURE else {}),
+        **confirm_context(target),
     }
     return render(request, "requests_app/request_detail.html", context, status=status)
 
@@ -187,6 +197,18 @@ def runs_context(target: Request, user: "AnyUser") -> dict[str, Any]:
         # Working runs (not one waiting for confirm): the page polls until they settle.
         "any_active": any(run.state in ("queued", "planning", "applying") for run in found),
         "can_plan": "plan" in workflow.allowed_actions(user, target),
+    }
+
+
+def confirm_context(target: Request) -> dict[str, Any]:
+    """What confirming the waiting plan destroys, and whether a second person must confirm it."""
+    planned = runs.latest_run(target.pk) if target.kind in PROVISIONING_KINDS else None
+    if planned is None or planned.state != "planned":
+        return {}
+    return {
+        "destroys": planned.destroyed(),
+        "second_person": planned.needs_second_person(),
+        "planner": planned.created_by,
     }
 
 
@@ -291,5 +313,32 @@ def instance_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "requests_app/instance_detail.html",
-        {"instance": instance, "requests": related},
+        {
+            "instance": instance,
+            "requests": related,
+            "can_verify": roles.has_role(request.user, roles.DEVOPS)
+            and instance.status in VERIFIABLE,
+        },
     )
+
+
+@require_POST
+def instance_verify(request: HttpRequest, slug: str) -> HttpResponse:
+    """DevOps: compare the instance with Compute and Terraform now (in a job)."""
+    if not roles.has_role(request.user, roles.DEVOPS):
+        raise PermissionDenied("Verifying instances is for DevOps.")
+    instance = instances.live(slug)
+    if instance is None or instance.status not in VERIFIABLE:
+        raise Http404("No live instance to verify.")
+    try:
+        queued = enqueue_verification(instance.pk)
+    except Exception:  # noqa: BLE001 - Redis down: say so rather than fail the page
+        messages.error(request, "The job queue is unreachable; try Verify again in a minute.")
+        return redirect("instance_detail", slug=slug)
+    messages.info(
+        request,
+        f"Verification of {slug} is queued: Compute and a terraform plan, about a minute."
+        if queued
+        else f"A verification of {slug} is already queued or running.",
+    )
+    return redirect("instance_detail", slug=slug)

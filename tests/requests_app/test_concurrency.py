@@ -161,7 +161,7 @@ def test_confirms_and_cancels_on_a_planned_run_have_one_winner(users, more):
     """8 DevOps confirms and 4 cancels (requester and leads) at once on a planned run, 20
     rounds: one action wins; a cancelled request keeps no run that a worker could apply."""
     from provisioning import runs
-    from provisioning.jobs import execute_run
+    from provisioning.execute import execute_run
     from requests_app import workflow
 
     cancellers = [users["ce"], users["lead"], more["lead2"], more["lead3"]]

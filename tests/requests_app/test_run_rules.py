@@ -17,6 +17,8 @@ from requests_app.models import Event, Request, State
 from tests.factories import make_user
 from tests.requests_app.test_api import make_instance, post_action, request_in_state
 
+pytestmark = pytest.mark.clock  # filing and acting read the clock
+
 ZONE = "us-central1-f"
 
 
@@ -69,7 +71,7 @@ def test_cancel_discards_the_active_run_and_frees_the_instance(users, how):
 
 
 def test_a_discarded_queued_run_is_never_planned_by_a_late_worker(users):
-    from provisioning.jobs import execute_run
+    from provisioning.execute import execute_run
 
     request = in_progress(users, "suspend")
     run = plan(users["devops"], request)
