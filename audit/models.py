@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class Outcome(models.TextChoices):
@@ -15,7 +16,7 @@ class Outcome(models.TextChoices):
 class SignInEvent(models.Model):
     """One sign-in, sign-out or failed attempt. Rows are only ever added."""
 
-    at = models.DateTimeField(db_index=True)
+    at = models.DateTimeField(default=timezone.now, db_index=True)  # stamps the row
     outcome = models.CharField(max_length=12, choices=Outcome.choices)
     # Who, when known; `username` keeps what was typed (a failure may name no user) and the
     # name after the user is gone.

@@ -6,7 +6,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 from django.http import HttpRequest
-from django.utils import timezone
 
 from audit.client import client_ip, user_agent
 from audit.models import Outcome, SignInEvent
@@ -18,7 +17,6 @@ def record(
     if user is not None:
         username = user.get_username()
     return SignInEvent.objects.create(
-        at=timezone.now(),
         outcome=outcome,
         user=user,
         username=username[:150],

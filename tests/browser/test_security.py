@@ -8,10 +8,10 @@ import pytest
 
 from requests_app import workflow
 from requests_app.forms import FORMS
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import READS_THE_CLOCK, sign_in
 from tests.factories import PASSWORD, make_user
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), *READS_THE_CLOCK]
 
 
 @pytest.fixture

@@ -23,6 +23,8 @@ from requests_app import workflow
 from requests_app.forms import FORMS
 from tests.factories import PASSWORD, make_user
 
+pytestmark = pytest.mark.clock  # filing, signing in and acting read the clock
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "templates"
 

@@ -14,6 +14,8 @@ from requests_app.forms import FORMS
 from requests_app.models import Comment, Event, Notification, Request
 from tests.factories import make_instance
 
+pytestmark = pytest.mark.clock  # filing, signing in and acting read the clock
+
 
 @pytest.fixture
 def history(users):

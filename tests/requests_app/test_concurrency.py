@@ -31,11 +31,42 @@ def more(users):
     }
 
 
+@pytest.fixture(autouse=True)
+def reads_before_writes(monkeypatch):
+    """ "At once" made exact: every racing call reads the request before any of them writes.
+    Each thread waits, right after its first check of the request (whatever it decided), for
+    the others to have read it too; a call that never gets that far lets the rest go after a
+    short timeout. Without this, on a busy machine a thread may start after another finished,
+    and two actions that are fine one after the other (approve, then cancel) both succeed."""
+    from requests_app import workflow
+
+    original = workflow.check_action
+    local = threading.local()
+
+    def check_action(*args, **kwargs):
+        try:
+            return original(*args, **kwargs)
+        finally:
+            barrier = READS["barrier"]
+            if barrier is not None and not getattr(local, "waited", False):
+                local.waited = True
+                try:
+                    barrier.wait(timeout=5)
+                except threading.BrokenBarrierError:
+                    pass
+
+    monkeypatch.setattr(workflow, "check_action", check_action)
+
+
+READS: dict[str, threading.Barrier | None] = {"barrier": None}
+
+
 def race(calls):
     """Fire `calls` [(user, url, body)] at once, one thread and one connection each.
 
     Returns the status codes in the order of `calls`."""
     barrier = threading.Barrier(len(calls))
+    READS["barrier"] = threading.Barrier(len(calls))
     results = [None] * len(calls)
 
     def run(index, user_pk, url, body):
@@ -57,6 +88,7 @@ def race(calls):
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
+    READS["barrier"] = None
     assert not any(thread.is_alive() for thread in threads), "a request hung"
     assert all(isinstance(code, int) for code in results), results
     return results

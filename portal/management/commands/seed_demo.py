@@ -69,7 +69,8 @@ class Command(BaseCommand):
                 user.set_password(password)
                 user.save(update_fields=["password"])
                 created += 1
-            user.groups.add(Group.objects.get(name=role))
+            # get_or_create: the roles migration made them, unless a flush dropped them since.
+            user.groups.add(Group.objects.get_or_create(name=role)[0])
         admin, was_created = User.objects.get_or_create(
             username="admin",
             defaults={"is_staff": True, "is_superuser": True, "email": "admin@example.com"},
