@@ -270,7 +270,9 @@ def _send_email(notification: Notification) -> None:
     )
 
 
-RELAY_GRACE = timedelta(minutes=2)
+# A row this young may still have its enqueue in flight; older ones without a live job are
+# relayed, so what waited for Redis goes out within a relay (a minute) of its return.
+RELAY_GRACE = timedelta(seconds=30)
 LIVE_JOB_STATUSES = {"queued", "scheduled", "started", "deferred"}
 
 
