@@ -33,5 +33,9 @@ class RequestsAppConfig(AppConfig):
         def on_run_applied(sender: object, run: "Run", at: datetime, **kwargs: Any) -> None:
             workflow.finish_by_run(run, at)
 
-        signals.run_event.connect(on_run_event, dispatch_uid="requests_app.run_event")
-        signals.run_applied.connect(on_run_applied, dispatch_uid="requests_app.run_applied")
+        # weak=False: these functions live only in this method, and a weak reference to them
+        # dies with it (DEBUG's signature check used to keep them alive by accident).
+        signals.run_event.connect(on_run_event, weak=False, dispatch_uid="requests_app.run_event")
+        signals.run_applied.connect(
+            on_run_applied, weak=False, dispatch_uid="requests_app.run_applied"
+        )
