@@ -1,13 +1,19 @@
 # `make run` starts the portal for a person to use; `make test` runs the whole suite on
-# real PostgreSQL and Redis. Both create or refresh .venv first.
+# real PostgreSQL and Redis, then the date rerun (`make test-dates` alone). All create or refresh
+# .venv first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov (static analysis of the Terraform modules, tests/provisioning/test_checkov.py) lives in
+# its own virtualenv: it pins packaging<24, which pytest 9 in .venv cannot use.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+CHECKOV_REQUIREMENT := checkov==3.3.30
 PORT ?= 8000
 export DJANGO_SETTINGS_MODULE := portal.settings
 
-.PHONY: run test lint format venv chromium services-stop clean bench
+.PHONY: run test test-dates lint format venv chromium services-stop clean bench
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -17,7 +23,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-venv: $(STAMP)
+$(CHECKOV_STAMP): Makefile
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet '$(CHECKOV_REQUIREMENT)'
+	touch $(CHECKOV_STAMP)
+
+venv: $(STAMP) $(CHECKOV_STAMP)
 
 # make run runs with DEBUG off, as production does, over plain HTTP on 127.0.0.1: portal/env.py
 # adds a SECRET_KEY made once into var/secret_key (mode 0600), the local ALLOWED_HOSTS, the
@@ -51,10 +63,25 @@ chromium:
 		fi; \
 	fi
 
-test: $(STAMP) chromium lint
+# The date rerun (tests/clock.py): the tests marked `clock` again, with the clock travelled to a
+# Saturday, Thanksgiving, the night summer time ends and a second before the new year.
+CLOCK_DATES ?= sat,holiday,dst,nye
+
+# The whole suite, then the date rerun; both run even when the first fails, and either failing
+# fails the target.
+test: $(STAMP) $(CHECKOV_STAMP) chromium lint
 	@set -e; eval "$$($(BIN)/python -m portal.devservices test-env)"; \
 		echo "Testing against $$DATABASE_URL and $$REDIS_URL"; \
-		$(BIN)/python -m pytest $(PYTEST_ARGS)
+		status=0; \
+		$(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
+		echo "Date rerun: the clock tests at $(CLOCK_DATES)"; \
+		$(BIN)/python -m pytest --clock-dates=$(CLOCK_DATES) $(PYTEST_ARGS) || status=$$?; \
+		exit $$status
+
+test-dates: $(STAMP)
+	@set -e; eval "$$($(BIN)/python -m portal.devservices test-env)"; \
+		echo "Date rerun against $$DATABASE_URL and $$REDIS_URL: the clock tests at $(CLOCK_DATES)"; \
+		$(BIN)/python -m pytest --clock-dates=$(CLOCK_DATES) $(PYTEST_ARGS)
 
 services-stop:
 	$(BIN)/python -m portal.devservices stop
@@ -65,4 +92,4 @@ bench: $(STAMP)
 			echo "== $$script"; $(BIN)/python $$script; done
 
 clean: services-stop
-	rm -rf var $(VENV)
+	rm -rf var $(VENV) $(CHECKOV_VENV)

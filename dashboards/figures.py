@@ -711,11 +711,22 @@ CSV_COLUMNS = [
 ]
 
 
+# The columns of text that people type (the customer, the instance slug, usernames). A
+# spreadsheet runs a cell that starts with one of FORMULA_PREFIXES as a formula ("CSV injection",
+# OWASP): such a value gets a leading single quote, which makes it plain text. The other columns
+# are numbers, instants, booleans or values of fixed choices (kind, state, timer status), which
+# never start with those characters, so a negative number stays a number. Only these columns are
+# looked at: the export streams millions of values.
+CSV_TEXT_COLUMNS = ("customer", "instance", "assignee")
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
 def csv_rows(
     period: Period, now: datetime | None = None, engine: str | None = None
 ) -> Iterator[list[str]]:
     """The period's requests with their timers and computed columns, as lists of strings in
-    the order of CSV_COLUMNS; the same facts as `compute` counts."""
+    the order of CSV_COLUMNS; the same facts as `compute` counts. Text that a spreadsheet would
+    take for a formula is neutralised (CSV_TEXT_COLUMNS)."""
     now = now or timezone.now()
     engine = engine or ("sql" if connection.vendor == "postgresql" else "python")
     calendar = get_calendar()
@@ -723,8 +734,13 @@ def csv_rows(
         rows = _csv_rows_sql(period, now, calendar)
     else:
         rows = _csv_rows_python(period, now, calendar)
+    text_indexes = [CSV_COLUMNS.index(column) for column in CSV_TEXT_COLUMNS]
     for row in rows:
-        yield [_csv_value(row[column]) for column in CSV_COLUMNS]
+        values = [_csv_value(row[column]) for column in CSV_COLUMNS]
+        for index in text_indexes:
+            if values[index].startswith(FORMULA_PREFIXES):
+                values[index] = "'" + values[index]
+        yield values
 
 
 def _csv_rows_sql(

@@ -231,13 +231,9 @@ def ensure_redis(test: bool = False) -> str:
             raise ServiceError(f"REDIS_URL points at {host}:{port}, which does not answer")
         return url
     if answers("127.0.0.1", 6379):
-        # The machine's shared Redis: the tests use a numbered database of this checkout's own
-        # (1-15), away from database 0.
-        return (
-            f"redis://127.0.0.1:6379/{1 + int(CHECKOUT, 16) % 15}"
-            if test
-            else ("redis://127.0.0.1:6379/0")
-        )
+        # The machine's shared Redis: the tests use a numbered database leased to this checkout
+        # (1-15), away from database 0, so two clones testing at once never share RQ queues.
+        return f"redis://127.0.0.1:6379/{lease_redis_db()}" if test else "redis://127.0.0.1:6379/0"
     return start_private_redis()
 
 

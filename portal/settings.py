@@ -1,11 +1,13 @@
 """Settings, all read from the environment (README lists every variable and its default)."""
 
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dj_database_url
 import holidays
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.env import env_bool, env_choice, env_int, env_list, env_str, env_url
@@ -52,6 +54,10 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "django_rq",
+    "csp",
+    # axes before audit: its sign-in signal receivers mark a locked-out request first.
+    "axes",
+    "audit",
     "portal",
     "provisioning",
     "requests_app",
@@ -60,6 +66,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -67,6 +74,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 if not DEBUG:
@@ -104,7 +113,9 @@ except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not usable: {exc}") from None
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20}
+    # BEGIN IMMEDIATE: a transaction takes the write lock when it starts, so two people acting
+    # at once wait for each other instead of one failing with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis and RQ. RQ_INPROCESS=true (set by `make run` when no redis-server is installed) runs
@@ -169,6 +180,46 @@ if env_bool("SECURE_PROXY_SSL_HEADER", False):
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+
+# Sign-in rate limit (django-axes): after LOGIN_FAILURE_LIMIT failed sign-ins a username, and
+# separately an address, is locked out for LOGIN_LOCKOUT_MINUTES; a success resets the count.
+# Behind proxies that append to X-Forwarded-For, TRUSTED_PROXY_COUNT says how many there are, so
+# the lockout and the audit log see the client's address and not the proxy's.
+AUTHENTICATION_BACKENDS = [
+    "audit.backends.LockoutBackend",  # refuses a locked-out sign-in before the password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# A lockout lasts LOGIN_LOCKOUT_MINUTES from the failure that caused it; more attempts during it
+# do not extend it.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "audit.client.client_ip"
+AXES_LOCKOUT_CALLABLE = "audit.views.locked_out"
+# The audit app logs sign-ins and sign-outs; axes keeps only its failed attempts.
+AXES_DISABLE_ACCESS_LOG = True
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+
+# Content-Security-Policy (django-csp 4): scripts and styles from the portal's own static files
+# only, no inline code or style attributes. The one hash is django-rq's inline script on the job
+# dashboard (/jobs/: select all rows); tests/portal/test_security.py recomputes it.
+DJANGO_RQ_INLINE_SCRIPT_HASH = "'sha256-1kZe1KRxelr3ptMPsod17Z6BDvbtm4WcufgsZGvsErM='"
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, DJANGO_RQ_INLINE_SCRIPT_HASH],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS")
 
 # Mail and chat notifications.

@@ -35,6 +35,7 @@ urlpatterns = [
     path("", include("dashboards.urls")),
     path("api/v1/", include(api_urlpatterns)),
     path("api/schema/", include(schema_urlpatterns)),
+    path("", include("audit.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -199,6 +199,17 @@ class Compute:
         instance = self.get_instance(project, zone, name)
         return instance.status if instance is not None else None
 
+    def list_vms(self, project: str, zone: str, prefix: str = "") -> list[compute_v1.Instance]:
+        """The zone's VMs whose names start with prefix; none when the project does not exist."""
+        request = compute_v1.ListInstancesRequest(project=project, zone=zone)
+        if prefix:
+            request.filter = f"name eq {_re2_escape(prefix)}.*"
+        try:
+            found = list(self._call(self.api.instances.list, request))
+        except gexc.NotFound:
+            return []
+        return sorted((vm for vm in found if vm.name.startswith(prefix)), key=lambda vm: vm.name)
+
     def wait_for_status(
         self,
         project: str,
@@ -340,6 +351,17 @@ class Compute:
         except gexc.NotFound:
             return None
 
+    def list_disks(self, project: str, zone: str, prefix: str = "") -> list[compute_v1.Disk]:
+        """The zone's disks whose names start with prefix; none when the project does not exist."""
+        request = compute_v1.ListDisksRequest(project=project, zone=zone)
+        if prefix:
+            request.filter = f"name eq {_re2_escape(prefix)}.*"
+        try:
+            found = list(self._call(self.api.disks.list, request))
+        except gexc.NotFound:
+            return []
+        return sorted((d for d in found if d.name.startswith(prefix)), key=lambda d: d.name)
+
     def create_disk(
         self,
         project: str,
@@ -420,9 +442,11 @@ class Compute:
         request = compute_v1.ListSnapshotsRequest(project=project)
         if prefix:
             request.filter = f"name eq {_re2_escape(prefix)}.*"
-        found = [
-            s for s in self._call(self.api.snapshots.list, request) if s.name.startswith(prefix)
-        ]
+        try:
+            listed = list(self._call(self.api.snapshots.list, request))
+        except gexc.NotFound:
+            return []
+        found = [s for s in listed if s.name.startswith(prefix)]
         return sorted(found, key=lambda s: (s.creation_timestamp, s.name))
 
     def delete_snapshot(

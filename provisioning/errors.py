@@ -73,6 +73,20 @@ CATALOGUE = [
 ]
 
 
+# Not from Terraform's output: the portal's own refusal of a plan (provisioning/guards.py).
+PLAN_GUARD = KnownError(
+    "plan_guard",
+    re.compile(r"breaks the plan guards"),
+    retries=0,
+    backoff=0,
+    workaround=(
+        "The plan would do what this kind of request may not (see the rules it breaks). Find "
+        "why Terraform wants it (the instance or its state differs from what the portal "
+        "recorded: Verify the instance), fix that, then retry; or file the right kind of request."
+    ),
+)
+
+
 def classify(output: str | None) -> KnownError | None:
     """The known error in Terraform's output, or None."""
     for known in CATALOGUE:

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from provisioning.models import Instance, project_id_for, url_for
+from provisioning.models import Instance, InstanceStatus, project_id_for, url_for
 
 
 class InstanceExists(Exception):
@@ -63,3 +63,17 @@ def update(instance: Instance, **fields: Any) -> Instance:
         setattr(instance, name, value)
     instance.save()
     return instance
+
+
+def release_unbuilt(instance: Instance) -> bool:
+    """A create request ended before anything was built: its instance row, made when the
+    create was first planned, must not stay in the fleet as provisioning or failed. When no run
+    of it ever began to apply, it is marked torn down (the slug is free again)."""
+    if instance.status not in (InstanceStatus.PROVISIONING, InstanceStatus.FAILED):
+        return False
+    if any(run.apply_started() for run in instance.runs.all()):
+        return False  # something may exist in GCP: a teardown request cleans it up
+    instance.status = InstanceStatus.TORN_DOWN
+    instance.outputs = {**(instance.outputs or {}), "never_built": True}
+    instance.save(update_fields=["status", "outputs", "updated_at"])
+    return True

@@ -9,7 +9,6 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
@@ -17,7 +16,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
-from provisioning import errors, outcomes, signals, terraform, workspace
+from provisioning import errors, guards, outcomes, signals, terraform, workspace
 from provisioning.compute import Compute
 from provisioning.errors import KnownError
 from provisioning.models import Instance, Run, RunState
@@ -165,13 +164,25 @@ class Plan(Phase):
         self.terraform(*args)
         text, _ = terraform.run(["show", "-no-color", "tfplan"], self.folder, self.env)
         shown, _ = terraform.run(["show", "-json", "tfplan"], self.folder, self.env)
-        summary = plan_summary(json.loads(shown))
+        plan = json.loads(shown)
+        summary = guards.summary(self.run.kind, plan)
+        if summary["violations"]:
+            # Kept for the page (not a state change): which resource broke which rule.
+            Run.objects.filter(pk=self.run.pk).update(
+                plan_text=text, plan_summary=summary, plan_json=plan
+            )
+            self.step("plan", "failed")
+            raise RunFailed(
+                "The plan breaks the plan guards, so nobody may confirm it:\n"
+                + "\n".join(summary["violations"]),
+                known=errors.PLAN_GUARD,
+            )
         binary = (self.folder / "tfplan").read_bytes()
         self.step("plan", "done")
         now = timezone.now()
         with transaction.atomic():
             digest = workspace.digest(self.run.params, workspace.module_dir())
-            if not self.run.mark_planned(binary, text, summary, digest):
+            if not self.run.mark_planned(binary, text, summary, digest, plan):
                 return
             signals.run_event.send(
                 Run,
@@ -182,19 +193,6 @@ class Plan(Phase):
                 comment=f"Plan: {summary['add']} to add, {summary['change']} to change, "
                 f"{summary['destroy']} to destroy. Waiting for confirm.",
             )
-
-
-def plan_summary(plan: dict[str, Any]) -> dict[str, int]:
-    counts = {"add": 0, "change": 0, "destroy": 0}
-    for change in plan.get("resource_changes", []):
-        actions = change.get("change", {}).get("actions", [])
-        if "create" in actions:
-            counts["add"] += 1
-        if "delete" in actions:
-            counts["destroy"] += 1
-        if actions == ["update"]:
-            counts["change"] += 1
-    return counts
 
 
 class Apply(Phase):

@@ -105,6 +105,8 @@ class RunState(models.TextChoices):
 
 ACTIVE_RUN_STATES = (RunState.QUEUED, RunState.PLANNING, RunState.PLANNED, RunState.APPLYING)
 FINAL_RUN_STATES = (RunState.APPLIED, RunState.ERRORED, RunState.DISCARDED)
+# A request that ends (cancel, reject) takes its run with it while nothing is applied yet.
+DISCARDABLE_RUN_STATES = (RunState.QUEUED, RunState.PLANNING, RunState.PLANNED)
 
 
 class Run(models.Model):
@@ -113,7 +115,8 @@ class Run(models.Model):
     claims it, so a relay can enqueue again what never reached Redis."""
 
     instance = models.ForeignKey(Instance, on_delete=models.PROTECT, related_name="runs")
-    request_id = models.BigIntegerField(db_index=True)  # requests_app.Request (no import)
+    # requests_app.Request (no import); none for runs the portal starts itself (the demo seed).
+    request_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     kind = models.CharField(max_length=20)
     state = models.CharField(max_length=20, choices=RunState.choices, default=RunState.QUEUED)
     job_wanted = models.CharField(max_length=10, blank=True)  # "plan", "apply" or ""
@@ -125,7 +128,9 @@ class Run(models.Model):
     destroy = models.BooleanField(default=False)
     plan_binary = models.BinaryField(null=True, blank=True, editable=False)
     plan_text = models.TextField(blank=True)
-    plan_summary = models.JSONField(default=dict, blank=True)  # {"add", "change", "destroy"}
+    # {"add", "change", "destroy", "destroyed": [addresses], "data_destroyed", "violations"}
+    plan_summary = models.JSONField(default=dict, blank=True)
+    plan_json = models.JSONField(default=dict, blank=True)  # `terraform show -json` of the plan
     steps = models.JSONField(default=list, blank=True)
     log = models.TextField(blank=True)
     outputs = models.JSONField(default=dict, blank=True)
@@ -198,7 +203,12 @@ class Run(models.Model):
         )
 
     def mark_planned(
-        self, plan_binary: bytes, plan_text: str, summary: dict[str, int], digest: str
+        self,
+        plan_binary: bytes,
+        plan_text: str,
+        summary: dict[str, Any],
+        digest: str,
+        plan_json: dict[str, Any] | None = None,
     ) -> bool:
         """planning -> planned: the saved plan waits for a confirm."""
         return self._move(
@@ -207,6 +217,7 @@ class Run(models.Model):
             plan_binary=plan_binary,
             plan_text=plan_text,
             plan_summary=summary,
+            plan_json=plan_json or {},
             inputs_digest=digest,
             finished_at=None,
         )
@@ -223,10 +234,33 @@ class Run(models.Model):
         )
 
     def discard(self, now: datetime) -> bool:
-        """planned -> discarded: the plan is dropped, nothing was applied."""
+        """queued, planning or planned -> discarded: nothing was applied. A worker still planning
+        finds the run discarded when it tries to save its plan, and a queued job finds nothing
+        to claim."""
         return self._move(
-            {"state": RunState.PLANNED}, state=RunState.DISCARDED, job_wanted="", finished_at=now
+            {"state__in": DISCARDABLE_RUN_STATES},
+            state=RunState.DISCARDED,
+            job_wanted="",
+            finished_at=now,
         )
+
+    def apply_started(self) -> bool:
+        """Whether this run ever began to apply (so the infrastructure may have changed)."""
+        if self.state in (RunState.APPLYING, RunState.APPLIED):
+            return True
+        return any(s["name"] == "apply" and s["status"] != "pending" for s in self.steps or [])
+
+    def needs_second_person(self) -> bool:
+        """A teardown, or a plan that destroys data no snapshot of this run keeps: the confirm
+        must come from someone other than the person who planned it."""
+        if self.kind == "teardown":
+            return True
+        keeps_snapshot = self.kind in ("suspend", "upgrade")
+        return bool((self.plan_summary or {}).get("data_destroyed")) and not keeps_snapshot
+
+    def destroyed(self) -> list[str]:
+        """The resources the saved plan destroys (or replaces), by address."""
+        return list((self.plan_summary or {}).get("destroyed") or [])
 
     def mark_applied(self, outputs: dict[str, Any], now: datetime) -> bool:
         """applying -> applied. Loses when the reconciler ended the run meanwhile (its worker was

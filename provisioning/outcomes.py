@@ -65,6 +65,8 @@ def apply_outcome(
             instance.version = version
     elif kind == "enable_executors":
         instance.executors_enabled = True
+    if changes.get("snapshot"):
+        instance.outputs = {**(instance.outputs or {}), "snapshot": changes["snapshot"]}
     if variables is not None:
         recorded = dict(instance.outputs or {})
         recorded["variables"] = {

@@ -5,6 +5,7 @@ runs whose worker died."""
 
 import logging
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import django_rq
@@ -32,10 +33,21 @@ class RunRefused(Exception):
     """The run cannot start or move now (another run is active, no planned run, ...)."""
 
 
-def instance_has_applying_run(instance_id: int, request_id: int) -> bool:
-    return Run.objects.filter(
-        instance_id=instance_id, request_id=request_id, state=RunState.APPLYING
-    ).exists()
+def applying_run(request_id: int) -> Run | None:
+    """The request's run that is applying now, if any."""
+    return Run.objects.filter(request_id=request_id, state=RunState.APPLYING).first()
+
+
+def resume_refusal(instance: Instance) -> str:
+    """Why a resume of `instance` cannot be planned ("" when it can): it restores the data disk
+    from the snapshot its suspend took, and without one it would create a blank disk."""
+    snapshot = (instance.outputs or {}).get("snapshot")
+    if not snapshot:
+        return (
+            f"{instance.slug} has no snapshot to restore: a resume would create an empty data "
+            "disk. Restore the snapshot by hand (and record it), or file a create instead."
+        )
+    return ""
 
 
 def active_run(instance_id: int) -> Run | None:
@@ -53,7 +65,8 @@ def runs_for(request_id: int) -> list[Run]:
 def runs_for_many(request_ids: list[int]) -> dict[int, list[Run]]:
     found: dict[int, list[Run]] = {}
     for run in Run.objects.filter(request_id__in=request_ids).order_by("created_at", "id"):
-        found.setdefault(run.request_id, []).append(run)
+        if run.request_id is not None:
+            found.setdefault(run.request_id, []).append(run)
     return found
 
 
@@ -78,13 +91,17 @@ def instance_for_create(slug: str, customer: str, settings_of_request: dict[str,
 
 def start(
     instance: Instance,
-    request_id: int,
+    request_id: int | None,
     kind: str,
     user: "User | None",
     changes: dict[str, Any],
     now: datetime,
+    *,
+    queue_job: bool = True,
 ) -> Run:
-    """`plan`: a new run for the request, queued for a worker to plan."""
+    """`plan`: a new run for the request (`request_id` None: a run the portal starts itself),
+    queued for a worker to plan. `queue_job=False` leaves the job to the caller, which executes
+    the run in its own process (the demo seed)."""
     if kind not in PROVISIONING_KINDS:
         raise RunRefused(f"{kind} requests have no provisioning run.")
     busy = active_run(instance.pk)
@@ -112,16 +129,18 @@ def start(
     except IntegrityError:
         raise RunRefused(f"Another run started on {instance.slug} at the same moment.") from None
     signals.run_event.send(Run, run=run, action="run_queued", comment="", at=now, user=user)
-    transaction.on_commit(lambda: enqueue(run.pk))
+    if queue_job:
+        transaction.on_commit(partial(enqueue, run.pk))
     return run
 
 
-def confirm(run: Run, user: "User | None", now: datetime) -> None:
+def confirm(run: Run, user: "User | None", now: datetime, *, queue_job: bool = True) -> None:
     """Apply exactly the saved plan: the run moves to applying and waits for a worker."""
     if not run.confirm(user):
         raise RunRefused(f"Run #{run.pk} is not waiting for a confirm.")
     signals.run_event.send(Run, run=run, action="run_confirmed", comment="", at=now, user=user)
-    transaction.on_commit(lambda: enqueue(run.pk))
+    if queue_job:
+        transaction.on_commit(partial(enqueue, run.pk))
 
 
 def discard(run: Run, user: "User | None", now: datetime) -> None:
@@ -131,16 +150,54 @@ def discard(run: Run, user: "User | None", now: datetime) -> None:
     signals.run_event.send(Run, run=run, action="run_discarded", comment="", at=now, user=user)
 
 
+def end_with_request(request_id: int, user: "User | None", now: datetime, why: str) -> Run | None:
+    """The request is ending (cancelled, rejected): its run goes with it, in the same
+    transaction. A run not yet applying is discarded (and its queued job removed after commit);
+    one that is applying refuses (RunRefused): the request must wait for it."""
+    run = (
+        Run.objects.select_for_update()
+        .filter(request_id=request_id, state__in=ACTIVE_RUN_STATES)
+        .first()
+    )
+    if run is None:
+        return None
+    if run.state == RunState.APPLYING:
+        raise RunRefused(
+            f"Run #{run.pk} is applying on {run.instance.slug}; wait for it to finish."
+        )
+    wanted = run.job_wanted
+    if not run.discard(now):
+        raise RunRefused(f"Run #{run.pk} moved on while the request ended; reload.")
+    outcomes.after_discard(run)
+    signals.run_event.send(Run, run=run, action="run_discarded", comment=why, at=now, user=user)
+    if wanted:
+        transaction.on_commit(partial(cancel_job, run.pk, wanted))
+    return run
+
+
 EXECUTE_JOB = "provisioning.jobs.execute_run"
+LIVE_JOB_STATUSES = {"queued", "scheduled", "started", "deferred"}
+
+
+def job_id(run_id: int, phase: str) -> str:
+    """The RQ job of one phase ("plan" or "apply") of a run: named after the row, so the relay
+    can ask Redis whether it exists and a second enqueue of the same phase is harmless. (RQ 2
+    joins job and execution ids with ':', so ids use '-'.)"""
+    return f"run-{run_id}-{phase}"
 
 
 def enqueue(run_id: int) -> bool:
+    """Enqueue the phase the run waits for; False when Redis is unreachable (the relay will)."""
+    phase = Run.objects.filter(pk=run_id).values_list("job_wanted", flat=True).first()
+    if not phase:
+        return False
     try:
         django_rq.get_queue("provisioning").enqueue(
             EXECUTE_JOB,
             run_id,
+            job_id=job_id(run_id, phase),
             job_timeout=settings.PROVISIONING_JOB_TIMEOUT,
-            description=f"provisioning run {run_id}",
+            description=f"provisioning run {run_id} ({phase})",
         )
     except Exception:  # noqa: BLE001 - Redis down: the relay enqueues it later
         log.exception("could not enqueue run %s; the relay will", run_id)
@@ -149,7 +206,18 @@ def enqueue(run_id: int) -> bool:
     return True
 
 
-RELAY_AFTER = timedelta(seconds=60)
+def cancel_job(run_id: int, phase: str) -> None:
+    """Remove a queued job of a run that no longer wants it (best effort: a job that runs
+    anyway finds nothing to claim)."""
+    try:
+        queue = django_rq.get_queue("provisioning")
+        job = queue.fetch_job(job_id(run_id, phase))
+        if job is not None and job.get_status(refresh=False) in ("queued", "scheduled", "deferred"):
+            job.delete()  # and out of its queue
+    except Exception:  # noqa: BLE001 - Redis down: the job, if any, finds nothing to claim
+        log.warning("could not remove the queued job of run %s", run_id, exc_info=True)
+
+
 HEARTBEAT_INTERVAL = 5
 
 
@@ -158,18 +226,22 @@ def heartbeat_timeout() -> timedelta:
 
 
 def relay_runs(now: datetime | None = None) -> int:
-    """Enqueue the runs that wait for a job but never reached Redis (or were lost with it)."""
-    now = now or timezone.now()
+    """Enqueue the runs that wait for a job (not yet claimed by a worker) whose job is not in
+    Redis: Redis was down when they were committed, or lost them. Job ids are the row's, so
+    a job that is still queued is left alone."""
     waiting = Run.objects.filter(
         job_wanted__gt="", state__in=[RunState.QUEUED, RunState.APPLYING], heartbeat_at=None
-    ).filter(enqueued_at__isnull=True) | Run.objects.filter(
-        job_wanted__gt="",
-        state__in=[RunState.QUEUED, RunState.APPLYING],
-        heartbeat_at=None,
-        enqueued_at__lt=now - RELAY_AFTER,
-    )
+    ).values_list("pk", "job_wanted")
     relayed = 0
-    for run_id in waiting.values_list("pk", flat=True):
+    queue = django_rq.get_queue("provisioning")
+    for run_id, phase in waiting:
+        try:
+            job = queue.fetch_job(job_id(run_id, phase))
+        except Exception:  # noqa: BLE001 - Redis still down: try again next time
+            log.warning("relay: Redis unreachable", exc_info=True)
+            return relayed
+        if job is not None and job.get_status(refresh=False) in LIVE_JOB_STATUSES:
+            continue
         if enqueue(run_id):
             relayed += 1
     return relayed

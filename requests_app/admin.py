@@ -1,3 +1,4 @@
+from functools import partial
 from typing import Any
 
 import django_rq
@@ -6,6 +7,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from requests_app import notifications
 from requests_app.models import Closure, Comment, Event, Notification, Request, SlaPolicy
 from requests_app.sla import policies
 
@@ -57,6 +59,20 @@ class ClosureAdmin(RecomputingAdmin):
     ordering = ["-date"]
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """History is append-only: the admin shows it and changes none of it. Every change goes
+    through the workflow, which writes the history along with it."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class EventInline(admin.TabularInline):
     model = Event
     extra = 0
@@ -67,10 +83,17 @@ class EventInline(admin.TabularInline):
     def has_add_permission(self, request: HttpRequest, obj: Request | None = None) -> bool:
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: Request | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Request | None = None) -> bool:
+        return False
+
 
 @admin.register(Request)
-class RequestAdmin(admin.ModelAdmin):
-    """Read-only: every change goes through the workflow, so history stays whole."""
+class RequestAdmin(ReadOnlyAdmin):
+    """Read-only, and never deleted: a request's events, comments, approvals and runs are its
+    history (deleting it would cascade to them)."""
 
     list_display = [
         "id",
@@ -85,20 +108,53 @@ class RequestAdmin(admin.ModelAdmin):
     search_fields = ["customer", "instance_slug", "external_id"]
     inlines = [EventInline]
 
-    def has_change_permission(self, request: HttpRequest, obj: Request | None = None) -> bool:
-        return False
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = ["id", "request", "at", "by", "action", "from_state", "to_state"]
+    list_filter = ["action"]
+    list_select_related = ["request", "by"]
+    search_fields = ["request__id", "by__username"]
+    raw_id_fields = ["request", "by"]
+
+
+@admin.register(Comment)
+class CommentAdmin(ReadOnlyAdmin):
+    list_display = ["id", "request", "author", "created_at"]
+    list_select_related = ["request", "author"]
+    search_fields = ["request__id", "author__username", "body"]
+    raw_id_fields = ["request", "author", "event"]
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(ReadOnlyAdmin):
+    """Read-only, with one action: send failed notifications again."""
+
     list_display = ["id", "topic", "channel", "status", "attempts", "created_at", "sent_at"]
     list_filter = ["status", "channel", "topic"]
+    raw_id_fields = ["request", "event"]
+    actions = ["retry"]
 
-    def has_change_permission(self, request: HttpRequest, obj: Notification | None = None) -> bool:
-        return False
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        # The admin's change form stays off; sending again is what "change" allows here.
+        return request.user.has_perm("requests_app.change_notification")
 
-
-admin.site.register(Comment)
+    @admin.action(description="Send the selected failed notifications again", permissions=["retry"])
+    def retry(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
+        with transaction.atomic():
+            again = list(
+                queryset.filter(status=Notification.Status.FAILED)
+                .select_for_update()
+                .values_list("pk", flat=True)
+            )
+            Notification.objects.filter(pk__in=again).update(
+                status=Notification.Status.PENDING, attempts=0
+            )
+            for pk in again:
+                transaction.on_commit(partial(notifications.enqueue, pk))
+        skipped = queryset.count() - len(again)
+        messages.info(
+            request,
+            f"{len(again)} notification(s) queued to be sent again"
+            + (f"; {skipped} not failed, left alone." if skipped else "."),
+        )

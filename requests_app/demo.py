@@ -1,13 +1,19 @@
 """Demo instances and requests in varied states, for `seed_demo`. Idempotent: instances are
-looked up by slug and requests by their `demo-N` external id."""
+looked up by slug and requests by their `demo-N` external id.
 
+The demo fleet is real: each instance is built by runs of the same provisioning code that
+serves requests (provisioning/fleet.py), on the sandbox Compute server, so every demo request
+waiting on DevOps can be planned and applied, and the fleet page agrees with Compute."""
+
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from provisioning import instances
+from provisioning import fleet, runs
+from provisioning.jobs import execute_run
 from provisioning.models import Instance, InstanceStatus
 from requests_app import workflow
 from requests_app.forms import FORMS
@@ -18,9 +24,11 @@ INSTANCES = [
     ("globex", "Globex", InstanceStatus.ACTIVE, "6.0.0", "n1-standard-8", True),
     ("initech", "Initech", InstanceStatus.SUSPENDED, "5.8.2", "n1-standard-8", False),
 ]
+# A step "apply_run" plans and applies the request's run now, in this process.
+APPLY_RUN = "apply_run"
 
 # (external id, filed by, kind, fields, days ago, then: [(action, by, hours later, extra)])
-Step = tuple[str, str, int, dict[str, Any]]
+Step = tuple[str, str, int | None, dict[str, Any]]
 REQUESTS: list[tuple[str, str, str, dict[str, Any], int, list[Step]]] = [
     (
         "demo-1",
@@ -95,7 +103,7 @@ REQUESTS: list[tuple[str, str, str, dict[str, Any], int, list[Step]]] = [
         [
             ("approve", "lead", 2, {}),
             ("pick_up", "devops", 8, {}),
-            ("complete", "devops", 72, {"comment": "Handed over the admin password reset."}),
+            (APPLY_RUN, "devops", None, {}),
         ],
     ),
     (
@@ -109,44 +117,73 @@ REQUESTS: list[tuple[str, str, str, dict[str, Any], int, list[Step]]] = [
 ]
 
 
-def seed() -> str:
-    now = timezone.now()
+def seed(say: Callable[[str], None] = lambda text: None) -> str:
     users = {u.username: u for u in get_user_model().objects.all()}
-    for slug, customer, status, version, machine_type, executors in INSTANCES:
-        instances.get_or_create(
-            slug,
-            customer,
-            status,
-            version=version,
-            machine_type=machine_type,
-            executors_enabled=executors,
-        )
-    made = 0
-    for external_id, by, kind, fields, days_ago, steps in REQUESTS:
-        if Request.objects.filter(external_id=external_id).exists():
-            continue
-        filed_at = now - timedelta(days=days_ago)
-        form = FORMS[kind](data=fields)
-        if not form.is_valid():
-            raise ValueError(f"demo request {external_id} is invalid: {form.errors.as_json()}")
-        request = workflow.file_request(
-            users[by],
-            kind,
-            form.cleaned_data,
-            now=filed_at,
-            notify=False,
-            external_id=external_id,
-        )
-        for action, actor, hours, extra in steps:
-            due_at = filed_at + timedelta(days=extra["due_days"]) if "due_days" in extra else None
-            workflow.perform(
-                users[actor],
-                request.pk,
-                action,
-                comment=extra.get("comment", ""),
-                due_at=due_at,
-                now=filed_at + timedelta(hours=hours),
-                notify=False,
+    built = 0
+    with fleet.compute_available():
+        for slug, customer, status, version, machine_type, executors in INSTANCES:
+            _, now_built = fleet.build(
+                slug,
+                customer,
+                machine_type=machine_type,
+                version=version,
+                executors=executors,
+                suspended=status == InstanceStatus.SUSPENDED,
+                say=say,
             )
-        made += 1
-    return f"{Instance.objects.count()} demo instances, {made} demo requests added"
+            built += now_built
+        made = sum(_seed_request(users, *spec, say=say) for spec in REQUESTS)
+    return (
+        f"{Instance.objects.count()} demo instances ({built} built now), {made} demo requests added"
+    )
+
+
+def _seed_request(
+    users: dict[str, Any],
+    external_id: str,
+    by: str,
+    kind: str,
+    fields: dict[str, Any],
+    days_ago: int,
+    steps: list[Step],
+    say: Callable[[str], None],
+) -> bool:
+    if Request.objects.filter(external_id=external_id).exists():
+        return False
+    filed_at = timezone.now() - timedelta(days=days_ago)
+    form = FORMS[kind](data=fields)
+    if not form.is_valid():
+        raise ValueError(f"demo request {external_id} is invalid: {form.errors.as_json()}")
+    request = workflow.file_request(
+        users[by], kind, form.cleaned_data, now=filed_at, notify=False, external_id=external_id
+    )
+    for action, actor, hours, extra in steps:
+        if action == APPLY_RUN:
+            say(f"{external_id}: plan and apply the {kind} of {request.instance_slug}")
+            _apply_run_now(users[actor], request.pk)
+            continue
+        assert hours is not None
+        due_at = filed_at + timedelta(days=extra["due_days"]) if "due_days" in extra else None
+        workflow.perform(
+            users[actor],
+            request.pk,
+            action,
+            comment=extra.get("comment", ""),
+            due_at=due_at,
+            now=filed_at + timedelta(hours=hours),
+            notify=False,
+        )
+    return True
+
+
+def _apply_run_now(devops: Any, request_id: int) -> None:
+    """Plan and confirm as DevOps would, executing the run here (no worker needed)."""
+    workflow.perform(devops, request_id, "plan", notify=False, queue_jobs=False)
+    run = runs.latest_run(request_id)
+    assert run is not None
+    execute_run(run.pk)
+    workflow.perform(devops, request_id, "confirm", notify=False, queue_jobs=False)
+    execute_run(run.pk)
+    run.refresh_from_db()
+    if run.state != "applied":
+        raise fleet.FleetError(f"demo run #{run.pk} did not apply: {run.state} {run.error}")

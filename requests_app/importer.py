@@ -370,6 +370,7 @@ class _Importer:
                     due_at=event["due_at"],
                     now=event["at"],
                     notify=False,
+                    imported=True,
                 )
         except workflow.WorkflowError as exc:
             raise Rejected(where, exc.message) from None

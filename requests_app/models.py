@@ -88,6 +88,10 @@ class Request(models.Model):
         related_name="requests_assigned",
     )
     external_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    # Bumped by every action: the compare-and-set of an action is on (state, version), so of two
+    # actions judged against the same request one wins, even when neither changes the state
+    # (confirm, plan, assign...).
+    version = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -313,7 +317,13 @@ class Notification(models.Model):
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
 
-    request = models.ForeignKey(Request, on_delete=models.CASCADE, related_name="notifications")
+    # The request it is about; none for news about an instance (drift found by verification).
+    request = models.ForeignKey(
+        Request, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
+    instance = models.ForeignKey(
+        Instance, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
     # The history event it tells of; SLA alerts (at risk, breached) belong to no event.
     event = models.ForeignKey(
         Event, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
@@ -325,6 +335,9 @@ class Notification(models.Model):
     body = models.TextField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # When a sender claimed it (status sending): a claim older than a cutoff is a sender that
+    # died, and the relay takes the row back (pending again, or failed after the last attempt).
+    claimed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField()
     sent_at = models.DateTimeField(null=True, blank=True)

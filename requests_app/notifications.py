@@ -15,7 +15,7 @@ import django_rq
 import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage
 from django.db import transaction
 from django.db.models import F, QuerySet
 from django.urls import reverse
@@ -196,7 +196,7 @@ def enqueue(notification_id: int) -> None:
             SEND_JOB,
             notification_id,
             retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
-            job_id=f"notification-{notification_id}",
+            job_id=job_id(notification_id),
         )
     except Exception:  # noqa: BLE001 - Redis down: the row stays pending for the relay
         log.exception("could not enqueue notification %s; the relay will retry", notification_id)
@@ -210,7 +210,9 @@ def send(notification_id: int) -> str:
     raced a relay, two workers) finds nothing to do."""
     claimed = Notification.objects.filter(
         pk=notification_id, status=Notification.Status.PENDING
-    ).update(status=Notification.Status.SENDING, attempts=F("attempts") + 1)
+    ).update(
+        status=Notification.Status.SENDING, attempts=F("attempts") + 1, claimed_at=timezone.now()
+    )
     if not claimed:
         return "already handled"
     notification = Notification.objects.get(pk=notification_id)
@@ -261,32 +263,63 @@ def _send_slack(notification: Notification) -> None:
 
 
 def _send_email(notification: Notification) -> None:
-    send_mail(
+    """One message per row with a Message-ID made from the row: a message sent again after a
+    sender died mid-send (at-least-once) is the same message to the receiving mail system."""
+    domain = settings.DEFAULT_FROM_EMAIL.rpartition("@")[2] or "portal.invalid"
+    EmailMessage(
         notification.subject,
         notification.body,
         settings.DEFAULT_FROM_EMAIL,
         notification.recipients,
-        fail_silently=False,
-    )
+        headers={"Message-ID": f"<notification-{notification.pk}@{domain}>"},
+    ).send(fail_silently=False)
 
 
 # A row this young may still have its enqueue in flight; older ones without a live job are
 # relayed, so what waited for Redis goes out within a relay (a minute) of its return.
 RELAY_GRACE = timedelta(seconds=30)
+# A send takes seconds (mail and Slack time out after 10 s); a claim this old is a dead sender.
+SENDING_CUTOFF = timedelta(minutes=10)
 LIVE_JOB_STATUSES = {"queued", "scheduled", "started", "deferred"}
+
+
+def job_id(notification_id: int) -> str:
+    """The RQ job of one notification, named after its row (RQ 2 refuses ':' in job ids)."""
+    return f"notification-{notification_id}"
+
+
+def recover_stuck(now: datetime) -> tuple[int, int]:
+    """Rows left `sending` by a sender that died (worker killed mid-send): back to pending for
+    another attempt, or failed once the attempts are used up. Returns (retried, failed)."""
+    stuck = Notification.objects.filter(
+        status=Notification.Status.SENDING, claimed_at__lt=now - SENDING_CUTOFF
+    )
+    retried = stuck.filter(attempts__lt=MAX_ATTEMPTS).update(
+        status=Notification.Status.PENDING,
+        last_error="The sender stopped while sending; sending again.",
+    )
+    failed = stuck.filter(attempts__gte=MAX_ATTEMPTS).update(
+        status=Notification.Status.FAILED,
+        last_error=f"The sender stopped while sending, {MAX_ATTEMPTS} times; not retried.",
+    )
+    if retried or failed:
+        log.warning("notifications stuck in sending: %s retried, %s failed", retried, failed)
+    return retried, failed
 
 
 def relay(now: datetime | None = None) -> int:
     """Enqueue again the notifications that were committed but whose job never reached Redis
-    (Redis was down at commit) or was lost. The sender's claim makes a duplicate harmless."""
+    (Redis was down at commit) or was lost, after taking back those a dead sender left. The
+    sender's claim makes a duplicate harmless; a job still queued is left alone."""
     now = now or timezone.now()
+    recover_stuck(now)
     queue = django_rq.get_queue("default")
     relayed = 0
     stale = Notification.objects.filter(
         status=Notification.Status.PENDING, created_at__lt=now - RELAY_GRACE
     ).values_list("pk", flat=True)
     for pk in stale.iterator():
-        job = queue.fetch_job(f"notification-{pk}")
+        job = queue.fetch_job(job_id(pk))
         if job is not None and job.get_status(refresh=False) in LIVE_JOB_STATUSES:
             continue
         enqueue(pk)

@@ -18,7 +18,7 @@ from provisioning import instances, runs
 from provisioning.models import Instance
 from requests_app import validation, workflow
 from requests_app.forms import FORMS, ActionForm, CommentForm
-from requests_app.models import OPEN_STATES, Event, Kind, Request, State
+from requests_app.models import OPEN_STATES, Event, Kind, Notification, Request, State
 from requests_app.sla import policies, status
 from requests_app.transitions import RULES
 
@@ -262,6 +262,10 @@ def devops_queue(request: HttpRequest) -> HttpResponse:
     context = {
         "queued": with_timers(base.filter(state=State.QUEUED).order_by(*by_due)),
         "working": with_timers(base.filter(state__in=working).order_by(*by_due)),
+        # Mail and Slack that could not be sent after every attempt: someone has to tell people.
+        "failed_notifications": Notification.objects.filter(status=Notification.Status.FAILED)
+        .select_related("request", "instance")
+        .order_by("-created_at")[:20],
     }
     return render(request, "requests_app/queue.html", context)
 

@@ -1,8 +1,9 @@
 """Every change to a request goes through a function here.
 
 Each one runs in one transaction: it checks who may act (403), whether the state allows it
-(409), changes the row with a compare-and-set on the state (0 rows: someone else won, 409) and
-writes the history event in the same transaction. Pages, the API and the importer call these.
+(409), changes the row with a compare-and-set on its state and version (0 rows: someone else
+acted first, 409; the version makes actions that keep the state, like `confirm`, conflict too)
+and writes the history event in the same transaction. Pages, the API and the importer call these.
 """
 
 from collections.abc import Mapping
@@ -11,14 +12,14 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import IntegrityError, transaction
-from django.db.models import Field
+from django.db.models import F, Field
 from django.utils import timezone
 
 from portal import roles
-from provisioning import instances, outcomes, runs
-from provisioning.models import Instance, InstanceStatus, Run, RunState
+from provisioning import instances, outcomes, runs, verify
+from provisioning.models import Instance, InstanceStatus, Run, RunState, project_id_for
 from requests_app import notifications
-from requests_app.models import Approval, Comment, Event, Kind, Request, State
+from requests_app.models import PROVISIONING_KINDS, Approval, Comment, Event, Kind, Request, State
 from requests_app.sla import timers
 from requests_app.transitions import COMMENT_ROLES, FILE_ROLES, RULES, RUN_ACTIONS, Rule
 
@@ -74,12 +75,15 @@ def check_action(user: "AnyUser", request: Request, action: str) -> Rule:
             f"{action} is not possible now."
         )
     if action in RUN_ACTIONS:
-        _check_run_action(request, action)
+        _check_run_action(user, request, action)
+    if action == "wait_on_customer" and runs.applying_run(request.pk) is not None:
+        raise Conflict("A provisioning run is applying; wait for it to finish.")
     return rule
 
 
-def _check_run_action(request: Request, action: str) -> None:
-    """Run actions depend on the request's runs as well as its state (409 when they don't fit)."""
+def _check_run_action(user: "AnyUser", request: Request, action: str) -> None:
+    """Run actions depend on the request's runs as well as its state (409 when they don't fit),
+    and the confirm of destruction on who planned it (403)."""
     latest = runs.latest_run(request.pk)
     if action in ("plan", "retry"):
         if request.kind != Kind.CREATE and request.instance_id is None:
@@ -93,9 +97,19 @@ def _check_run_action(request: Request, action: str) -> None:
             raise Conflict("There is no errored run to retry.")
         if action == "plan" and latest is not None and latest.state == RunState.APPLIED:
             raise Conflict(f"Run #{latest.pk} already applied this request.")
+        if request.kind == Kind.RESUME and request.instance is not None:
+            missing = runs.resume_refusal(request.instance)
+            if missing:
+                raise Conflict(missing)
     elif latest is None or latest.state != RunState.PLANNED:
         raise Conflict(
             f"There is no plan waiting to be {'confirmed' if action == 'confirm' else 'discarded'}."
+        )
+    elif action == "confirm" and latest.needs_second_person() and latest.created_by_id == user.pk:
+        what = "tears down the instance" if latest.kind == Kind.TEARDOWN else "destroys data"
+        raise Forbidden(
+            f"Run #{latest.pk} {what}; you planned it, so someone else in DevOps must confirm "
+            "it (a second person)."
         )
 
 
@@ -212,18 +226,32 @@ def perform(
     confirm: str | None = "",
     now: datetime | None = None,
     notify: bool = True,
+    imported: bool = False,
+    queue_jobs: bool = True,
 ) -> Request:
-    """Take `action` on request `request_id` as `user`; returns the updated request."""
+    """Take `action` on request `request_id` as `user`; returns the updated request.
+
+    `imported`: history replayed by the importer, taken as it happened (a provisioning request
+    completed by hand then needs no Compute reading). `queue_jobs=False`: a run started or
+    confirmed here is executed by the caller in its own process (the demo seed), not queued."""
     now = now or timezone.now()
+    reading = None
+    if action == "complete" and not imported:
+        reading = _read_compute_for_complete(user, request_id)
     with transaction.atomic():
-        # No lock on read: the action is judged against the state this person saw, and the
-        # compare-and-set below makes the slower of two conflicting actions lose with a 409.
+        # No lock on read: the action is judged against the request as this person saw it, and
+        # the compare-and-set on (state, version) below makes the slower of two actions on the
+        # same version lose with a 409, whether or not they change the state.
         request = Request.objects.with_related().get(pk=request_id)
         rule = check_action(user, request, action)
         assert not isinstance(user, AnonymousUser)  # check_action refuses who is not active
         old_state = request.state
         new_state = rule.next_state(request)
-        changes: dict[str, Any] = {"state": new_state, "updated_at": now}
+        changes: dict[str, Any] = {
+            "state": new_state,
+            "updated_at": now,
+            "version": request.version + 1,
+        }
         if action == "pick_up":
             changes["assignee"] = user
         if action == "set_target":
@@ -232,21 +260,30 @@ def perform(
             if due_at <= now:
                 raise Invalid("The target must be in the future.", {"due_at": ["Past date."]})
             changes["target_due_at"] = due_at
-        if action == "cancel":
-            _refuse_cancel_while_applying(request)
+        if action in ("reject", "tech_reject") and not imported and not (comment or "").strip():
+            raise Invalid(
+                "Say why the request is rejected.",
+                {"comment": ["A reason is required to reject a request."]},
+            )
         if action == "confirm" and request.kind == Kind.TEARDOWN:
             if (confirm or "").strip().lower() != request.instance_slug:
                 raise Invalid(
                     "Type the slug to confirm the teardown.",
                     {"confirm": [f"Type {request.instance_slug!r} to confirm the teardown."]},
                 )
-        updated = Request.objects.filter(pk=request.pk, state=old_state).update(**changes)
+        updated = Request.objects.filter(
+            pk=request.pk, state=old_state, version=request.version
+        ).update(**changes)
         if not updated:
             raise Conflict(f"Request #{request.pk} was changed by someone else first; reload.")
         for name, value in changes.items():
             setattr(request, name, value)
         # The update holds the row lock now: read the timers as they are, not as they were.
         request.refresh_from_db(fields=timers.TIMER_FIELDS)
+        data: dict[str, Any] = {"due_at": due_at.isoformat()} if due_at else {}
+        if reading is not None:
+            data["compute"] = reading.as_json()
+            comment = "\n\n".join(p for p in ((comment or "").strip(), reading.describe()) if p)
         event = Event.objects.create(
             request=request,
             at=now,
@@ -255,15 +292,17 @@ def perform(
             from_state=old_state,
             to_state=new_state,
             comment=comment or "",
-            data={"due_at": due_at.isoformat()} if due_at else {},
+            data=data,
         )
         _save_timers(request, timers.on_event(request, event, user))
         if action in ("approve", "reject", "tech_approve", "tech_reject"):
             _record_decision(request, user, action, now)
         if action == "complete":
-            apply_outcome(request, now)
+            apply_outcome(request, now, reading)
         if action in RUN_ACTIONS:
-            _run_action(request, action, user, now)
+            _run_action(request, action, user, now, queue_jobs)
+        if new_state in (State.CANCELLED, State.REJECTED):
+            _end_runs(request, user, action, now)
         if notify:
             notifications.on_event(request, event, now)
     return request
@@ -283,14 +322,47 @@ def _record_decision(request: Request, user: User, action: str, now: datetime) -
     )
 
 
-def _refuse_cancel_while_applying(request: Request) -> None:
-    if request.instance_id and runs.instance_has_applying_run(request.instance_id, request.pk):
-        raise Conflict("A provisioning run is applying for this request; wait for it to finish.")
+def _end_runs(request: Request, user: User, action: str, now: datetime) -> None:
+    """No run outlives its request: a run not yet applying is discarded with it (409 while one
+    applies), and a create whose instance was never built frees the slug."""
+    try:
+        runs.end_with_request(request.pk, user, now, f"The request was {request.state}.")
+    except runs.RunRefused as exc:
+        raise Conflict(str(exc)) from None
+    if request.kind == Kind.CREATE and request.instance is not None:
+        instances.release_unbuilt(request.instance)
 
 
-def apply_outcome(request: Request, now: datetime) -> None:
-    """What a request done by hand means for its instance (a run does the same when it
-    applies, through the same provisioning.outcomes function)."""
+def _read_compute_for_complete(user: "AnyUser", request_id: int) -> verify.Observation | None:
+    """Mark done by hand of a provisioning request: allowed only when Compute, read now,
+    already shows its outcome (a run is the normal way). Returns what was read."""
+    request = Request.objects.with_related().get(pk=request_id)
+    check_action(user, request, "complete")  # 403/409 first, as for any action
+    if request.kind not in PROVISIONING_KINDS:
+        return None
+    instance = request.instance
+    slug = request.instance_slug
+    project = instance.gcp_project if instance else project_id_for(slug)
+    zone = (instance.zone if instance else request.zone) or instance_fields(request)["zone"]
+    try:
+        reading = verify.observe(slug, project, zone)
+    except verify.ComputeUnavailable as exc:
+        raise Conflict(f"{exc} A provisioning request is done when its run applies.") from None
+    if not verify.outcome_shown(request.kind, reading, request.target_version):
+        raise Conflict(
+            f"{reading.describe()} That is not what a finished {request.kind} leaves: plan and "
+            "apply a run instead (or finish the work so that Compute shows it).",
+            {"compute": [reading.describe()]},
+        )
+    return reading
+
+
+def apply_outcome(
+    request: Request, now: datetime, reading: verify.Observation | None = None
+) -> None:
+    """What a request done by hand means for its instance: imported history (no `reading`)
+    or work Compute already shows (`reading`). A run does the same when it applies, through the
+    same provisioning.outcomes function."""
     if request.kind == Kind.CREATE:
         fields = instance_fields(request)
         if request.instance is None:
@@ -308,9 +380,10 @@ def apply_outcome(request: Request, now: datetime) -> None:
             request.instance = instance
         return
     if request.instance is not None and request.kind != Kind.FEATURE:
-        outcomes.apply_outcome(
-            request.instance, request.kind, changes={"version": request.target_version}
-        )
+        changes: dict[str, Any] = {"version": request.target_version}
+        if reading is not None and request.kind == Kind.SUSPEND:
+            changes["snapshot"] = reading.snapshots[-1]
+        outcomes.apply_outcome(request.instance, request.kind, changes=changes)
 
 
 def instance_fields(request: Request) -> dict[str, Any]:
@@ -332,7 +405,9 @@ def instance_fields(request: Request) -> dict[str, Any]:
     }
 
 
-def _run_action(request: Request, action: str, user: User, now: datetime) -> None:
+def _run_action(
+    request: Request, action: str, user: User, now: datetime, queue_jobs: bool = True
+) -> None:
     try:
         if action in ("plan", "retry"):
             instance = request.instance
@@ -346,9 +421,9 @@ def _run_action(request: Request, action: str, user: User, now: datetime) -> Non
             if instance is None:  # _check_run_action refused a plan without one
                 raise Conflict("The instance of this request does not exist.")
             changes = {"version": request.target_version} if request.kind == Kind.UPGRADE else {}
-            runs.start(instance, request.pk, request.kind, user, changes, now)
+            runs.start(instance, request.pk, request.kind, user, changes, now, queue_job=queue_jobs)
         elif action == "confirm":
-            runs.confirm(_planned_run(request), user, now)
+            runs.confirm(_planned_run(request), user, now, queue_job=queue_jobs)
         elif action == "discard":
             runs.discard(_planned_run(request), user, now)
     except runs.RunRefused as exc:
@@ -363,15 +438,17 @@ def _planned_run(request: Request) -> Run:
     return run
 
 
-def finish_by_run(run: Run, at: datetime) -> Request:
+def finish_by_run(run: Run, at: datetime) -> Request | None:
     """A provisioning run applied: its request is done (the instance is already updated)."""
+    if run.request_id is None:  # a run of the portal's own (the demo seed): no request
+        return None
     with transaction.atomic():
         request = Request.objects.with_related().get(pk=run.request_id)
         old_state = request.state
         if old_state not in (State.IN_PROGRESS, State.WAITING_ON_CUSTOMER):
             return request
         updated = Request.objects.filter(pk=request.pk, state=old_state).update(
-            state=State.DONE, updated_at=at
+            state=State.DONE, updated_at=at, version=F("version") + 1
         )
         if not updated:
             return request
@@ -396,6 +473,8 @@ def record_run_event(
     run: Run, action: str, comment: str | None, at: datetime, user: User | None
 ) -> None:
     """A provisioning step in the request's history, in the run's own transaction."""
+    if run.request_id is None:
+        return
     request = Request.objects.filter(pk=run.request_id).only("state").first()
     if request is None:
         return

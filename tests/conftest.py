@@ -5,6 +5,9 @@ from django.contrib.auth.models import Group
 
 from tests.factories import make_user
 
+# The clock marks, their audit and the date rerun (--clock-dates); pytester tests the plugin.
+pytest_plugins = ["tests.clock", "pytester"]
+
 
 def pytest_configure(config):
     config.addinivalue_line(

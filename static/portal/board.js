@@ -45,7 +45,7 @@
       el.className = "timer timer-" + status;
       el.dataset.status = status;
       el.dataset.left = Math.trunc(remaining);
-      el.querySelector(".timer-fill").style.width = used.toFixed(2) + "%";
+      el.querySelector(".timer-fill").setAttribute("width", used.toFixed(2));
       el.querySelector(".timer-track").setAttribute("aria-valuenow", Math.round(used));
       el.querySelector(".timer-text").textContent = remaining < 0
         ? "overdue by " + span(remaining, working)

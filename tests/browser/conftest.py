@@ -10,6 +10,14 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are safe.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+# The marks of the browser tests that read the clock (tests/clock.py). They are left out of the
+# date rerun: time-machine moves only this process's clock, not Chromium's.
+CHROMIUM_KEEPS_REAL_TIME = (
+    "Chromium keeps real time: time-machine cannot move its clock, so its scripts, cookies and "
+    "cache would run at another date than the server they talk to"
+)
+READS_THE_CLOCK = [pytest.mark.clock, pytest.mark.clock_real(CHROMIUM_KEEPS_REAL_TIME)]
+
 
 def chromium_path():
     for name in ("chromium", "chromium-browser", "google-chrome"):

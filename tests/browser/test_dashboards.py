@@ -18,12 +18,13 @@ from portal import roles
 from provisioning.models import Instance
 from requests_app.models import Request
 from requests_app.sla import policies
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import READS_THE_CLOCK, sign_in
 from tests.dashboards.factories import random_rows
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    *READS_THE_CLOCK,
 ]
 
 

@@ -9,11 +9,16 @@ from provisioning.models import Instance
 from provisioning.sandbox.server import start_in_thread
 from requests_app import workflow
 from requests_app.forms import FORMS
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import CHROMIUM_KEEPS_REAL_TIME, sign_in
 from tests.factories import PASSWORD, make_user
 from tests.provisioning.test_engine import Worker
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.clock,
+    pytest.mark.clock_real(f"{CHROMIUM_KEEPS_REAL_TIME}; so does its RQ worker subprocess"),
+]
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ import re
 import pytest
 
 from requests_app.models import Request
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import READS_THE_CLOCK, sign_in
 from tests.factories import PASSWORD, make_user
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), *READS_THE_CLOCK]
 
 
 @pytest.fixture

@@ -5,11 +5,14 @@ import itertools
 import random
 from datetime import timedelta
 
+import time_machine
+
 from provisioning.models import Instance
 from requests_app import workflow
 from requests_app.forms import FORMS
-from requests_app.models import Kind, Request, State
+from requests_app.models import PROVISIONING_KINDS, Kind, Request, State
 from requests_app.sla import timers
+from tests.factories import apply_run_by_hand
 
 _slugs = itertools.count(1)
 
@@ -17,6 +20,8 @@ _slugs = itertools.count(1)
 def make_instance(slug=None, *, status="active", version="5.2.0", **fields):
     slug = slug or f"inst{next(_slugs)}"
     fields = {"customer": "Acme Corp", "machine_type": "n1-standard-8", **fields}
+    if status == "suspended":
+        fields.setdefault("outputs", {"snapshot": f"{slug}-blue-s1"})
     return Instance.objects.create(
         slug=slug, status=status, gcp_project=f"mi-{slug}", version=version, **fields
     )
@@ -41,6 +46,11 @@ def file(user, kind="create", at=None, **data):
 
 
 def act(user, request, action, at, **extra):
+    if action == "complete" and request.kind in PROVISIONING_KINDS:
+        # A provisioning request is done when its run applies.
+        with time_machine.travel(at, tick=False):
+            apply_run_by_hand(user, request.pk)
+        return Request.objects.get(pk=request.pk)
     return workflow.perform(user, request.pk, action, now=at, notify=False, **extra)
 
 

@@ -1,4 +1,4 @@
-"""The SLA figures (requests_app/dashboards.py): worked by hand on a few requests, and the SQL
+"""The SLA figures (dashboards/figures.py): worked by hand on a few requests, and the SQL
 held to the Python formulation, which uses the SLA engine's own calendar arithmetic."""
 
 import math
@@ -14,6 +14,8 @@ from requests_app.models import Closure, Request
 from requests_app.sla import calendar as sla_calendar
 from requests_app.sla import policies, status, timers
 from tests.dashboards.factories import act, file, queued, random_rows, timed_request
+
+pytestmark = pytest.mark.clock
 
 LA = ZoneInfo("America/Los_Angeles")
 HOUR, DAY = 3600, 86400

@@ -4,20 +4,26 @@ the API's, and that their query counts do not grow with the rows."""
 import csv
 import io
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
 
 from dashboards import figures as dashboards
 from dashboards.views import BOARD_ROWS
 from requests_app.sla import policies
 from tests.dashboards.factories import make_instance, random_rows, timed_request
 from tests.factories import make_user
+
+pytestmark = pytest.mark.clock
+
+# The tests' now: a Wednesday afternoon in working hours (working-day timers run, some are at
+# risk), the rows made relative to it.
+NOW = datetime(2026, 3, 25, 15, tzinfo=ZoneInfo("America/Los_Angeles"))
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +35,9 @@ def fresh_sla_cache():
 
 @pytest.fixture
 def now():
-    return timezone.now().replace(microsecond=0)
+    """NOW, with the clock standing still there from this fixture on (pages read it too)."""
+    with time_machine.travel(NOW, tick=False):
+        yield NOW
 
 
 @pytest.fixture
@@ -149,6 +157,73 @@ def test_the_csv_follows_the_filters(client, users, now):
     assert set(lines[0]) == set(dashboards.CSV_COLUMNS)
 
 
+DANGEROUS = ['=HYPERLINK("http://evil")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\r=1+1"]
+
+
+@pytest.mark.parametrize("engine", ["sql", "python"])
+def test_the_csv_neutralises_formulas_in_text_but_keeps_numbers(users, now, engine):
+    """OWASP's CSV injection advice: text a spreadsheet would run as a formula starts with a
+    single quote; numbers, negative ones included, stay numbers."""
+    start = now - timedelta(days=3)
+    assignee = make_user("@evil", "DevOps")
+    for customer in [*DANGEROUS, "Acme Corp", "Ann-Marie's =shop"]:
+        timed_request(
+            users["ce"],
+            "create",
+            queued=start,
+            picked=start + timedelta(hours=1),
+            customer=customer,
+            assignee=assignee,
+        )
+    request = timed_request(users["ce"], "create", queued=start, customer="-Negative")
+    request.instance_slug = "-1"
+    request.save(update_fields=["instance_slug"])
+    period = dashboards.default_period(now)
+    with time_machine.travel(now, tick=False):
+        rows = [
+            dict(zip(dashboards.CSV_COLUMNS, row, strict=True))
+            for row in dashboards.csv_rows(period, now, engine)
+        ]
+    customers = {row["customer"] for row in rows}
+    assert customers == {
+        *("'" + value for value in DANGEROUS),
+        "Acme Corp",
+        "Ann-Marie's =shop",
+        "'-Negative",
+    }
+    assert {row["assignee"] for row in rows} == {"'@evil", ""}
+    assert "'-1" in {row["instance"] for row in rows}
+    # The numeric columns are untouched: numbers (and empty cells) only.
+    for row in rows:
+        for column in ("id", "response_seconds", "resolution_working_days"):
+            assert row[column] == "" or float(row[column]) == float(row[column]), column
+            assert not row[column].startswith("'"), column
+
+
+def test_the_csv_download_quotes_formulas(client, users, now):
+    timed_request(users["ce"], "create", queued=now - timedelta(days=1), customer="=1+2")
+    client.force_login(users["manager"])
+    with time_machine.travel(now, tick=False):
+        lines = read_csv(client.get(reverse("sla_export")))
+    assert [line["customer"] for line in lines] == ["'=1+2"]
+
+
+def test_only_free_text_columns_can_start_like_a_formula():
+    """A new column of free text must join CSV_TEXT_COLUMNS; every other column is a number, an
+    instant, a boolean or a value of fixed choices."""
+    fixed = {"kind", "state", "response_status", "resolution_status", "open", "at_risk", "breached"}
+    numbers = {"id", "response_seconds", "resolution_working_days"}
+    instants = {c for c in dashboards.CSV_COLUMNS if c.endswith("_at")}
+    text = set(dashboards.CSV_TEXT_COLUMNS)
+    assert text == {"customer", "instance", "assignee"}
+    assert text | fixed | numbers | instants == set(dashboards.CSV_COLUMNS)
+    assert not text & (fixed | numbers | instants)
+    from requests_app.models import Kind, State
+
+    for value in [*Kind.values, *State.values, "met", "breached", "running", "paused", "true"]:
+        assert not value.startswith(dashboards.FORMULA_PREFIXES)
+
+
 # -- the board ------------------------------------------------------------------------------------
 
 
@@ -210,14 +285,14 @@ def test_the_board_shows_the_most_urgent_cards_of_a_long_column(client, users, n
 # -- the fleet ------------------------------------------------------------------------------------
 
 
-def test_the_fleet_shows_versions_behind_and_costs(client, users):
+def test_the_fleet_shows_versions_behind_and_costs(client, users, now):
     make_instance("acme", version="6.1.2", machine_type="n1-standard-16", executors_enabled=True)
     make_instance("globex", version="6.0.0")
     make_instance("initech", version="5.9.1", status="suspended")
     make_instance("gone", version="4.0.0", status="torn_down")
     make_instance("stark", version="", status="provisioning", machine_type="n1-standard-96")
     # A newer release known only from an upgrade request.
-    upgrade = timed_request(users["ce"], "upgrade", queued=timezone.now())
+    upgrade = timed_request(users["ce"], "upgrade", queued=now)
     upgrade.target_version = "6.2.0"
     upgrade.save(update_fields=["target_version"])
     client.force_login(users["sales"])

@@ -1,3 +1,4 @@
+import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import call_command
@@ -35,25 +36,13 @@ def snapshot():
     )
 
 
-def test_seed_demo_makes_requests_in_varied_states(db):
-    from requests_app.models import Request
+def test_seed_demo_refuses_a_database_that_is_not_a_demo_one(db):
+    from unittest import mock
 
-    call_command("seed_demo")
-    states = set(Request.objects.values_list("state", flat=True))
-    assert {"pending_approval", "tech_review", "queued", "in_progress", "done"} <= states
+    from django.core.management.base import CommandError
+    from django.db import connection
 
-
-def test_seed_demo_creates_the_demo_users_and_is_idempotent(db, settings):
-    settings.DEMO_PASSWORD = "s3cret-demo"
-    call_command("seed_demo")
-    User = get_user_model()
-    for username, group in EXPECTED.items():
-        user = User.objects.get(username=username)
-        assert list(user.groups.values_list("name", flat=True)) == [group]
-        assert user.check_password("s3cret-demo")
-    admin = User.objects.get(username="admin")
-    assert admin.is_superuser and admin.check_password("s3cret-demo")
-
-    before = snapshot()
-    call_command("seed_demo")
-    assert snapshot() == before
+    with mock.patch.dict(connection.settings_dict, {"NAME": "portal"}):
+        with pytest.raises(CommandError, match="--allow-production-data"):
+            call_command("seed_demo")
+    assert not get_user_model().objects.filter(username="ce").exists()

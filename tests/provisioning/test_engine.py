@@ -24,7 +24,15 @@ from requests_app.models import Notification, Request
 from tests.factories import make_user
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.clock,
+    # Left out of the date rerun (tests/clock.py): time-machine moves only this process's clock.
+    pytest.mark.clock_real(
+        "RQ worker subprocesses keep real time: they stamp heartbeats and runs with the real "
+        "clock, which the reconciler and relays in this process compare with its own"
+    ),
+]
 
 
 @pytest.fixture
@@ -33,6 +41,7 @@ def people():
         "ce": make_user("ce", "CE"),
         "lead": make_user("lead", "CE Leadership"),
         "devops": make_user("devops", "DevOps"),
+        "devops2": make_user("devops2", "DevOps"),
     }
 
 
@@ -209,9 +218,12 @@ def test_every_kind_through_a_real_worker(people, sandbox, worker_factory):
     to_in_progress(people, teardown)
     workflow.perform(people["devops"], teardown.pk, "plan", notify=False)
     wait_for_run(teardown.pk, ("planned",))
+    # Four eyes: whoever planned the teardown may not confirm it; a second person types the slug.
+    with pytest.raises(workflow.Forbidden):
+        workflow.perform(people["devops"], teardown.pk, "confirm", confirm="flowco", notify=False)
     with pytest.raises(workflow.Invalid):
-        workflow.perform(people["devops"], teardown.pk, "confirm", confirm="flowc", notify=False)
-    workflow.perform(people["devops"], teardown.pk, "confirm", confirm="flowco", notify=False)
+        workflow.perform(people["devops2"], teardown.pk, "confirm", confirm="flowc", notify=False)
+    workflow.perform(people["devops2"], teardown.pk, "confirm", confirm="flowco", notify=False)
     assert wait_for_run(teardown.pk, ("applied", "errored")).state == "applied"
     instance.refresh_from_db()
     assert instance.status == "torn_down"
@@ -409,3 +421,26 @@ def test_a_job_timeout_stops_terraform_cleanly(people, sandbox, worker_factory, 
         assert runs.active_run(run.instance_id) is None
     finally:
         slow.stop()
+
+
+def test_a_plan_that_breaks_a_guard_errors_naming_the_resource(people, sandbox, worker_factory):
+    worker_factory()
+    create = file(people["ce"], "create", "guarded")
+    to_in_progress(people, create)
+    plan_and_apply(people, create)
+    instance = Instance.objects.get(slug="guarded")
+    # The record says another zone than the one Terraform built in: following it would replace
+    # the data disk, which an enable_executors run may never do.
+    variables = {**instance.outputs["variables"], "zone": "us-central1-a"}
+    instance.outputs = {**instance.outputs, "variables": variables}
+    instance.save()
+    executors = file(people["ce"], "enable_executors", "guarded")
+    to_in_progress(people, executors)
+    workflow.perform(people["devops"], executors.pk, "plan", notify=False)
+    run = wait_for_run(executors.pk, ("planned", "errored"))
+    assert (run.state, run.error_code) == ("errored", "plan_guard"), run.log
+    assert "terraform_data.data_disk" in run.error and "data disk" in run.error
+    assert run.plan_summary["violations"] and run.plan_text
+    with pytest.raises(workflow.Conflict):
+        workflow.perform(people["devops2"], executors.pk, "confirm", notify=False)
+    assert vm_status(sandbox, "guarded") == "RUNNING"  # nothing was touched

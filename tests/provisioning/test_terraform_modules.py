@@ -1,5 +1,6 @@
 """The two Terraform modules: same interface, formatted, and the sandbox one needs no provider."""
 
+import ipaddress
 import os
 import subprocess
 from pathlib import Path
@@ -125,3 +126,91 @@ def test_terraform_fmt_check_passes():
         env={**os.environ, "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- the security section of docs/operations.md, in the gcp module -------------------------------
+
+IAP_RANGE = "35.235.240.0/20"
+
+
+def resources(module):
+    """{(type, name): body} of a module's resources."""
+    return {
+        (kind, name): body
+        for block in parse(module)["resource"]
+        for kind, items in block.items()
+        for name, body in items.items()
+    }
+
+
+def gcp_locals():
+    return {k: v for block in parse("gcp")["locals"] for k, v in block.items()}
+
+
+def test_ssh_reaches_the_vms_only_through_iap_with_os_login():
+    gcp = resources("gcp")
+    firewalls = {
+        name: body for (kind, name), body in gcp.items() if kind == "google_compute_firewall"
+    }
+    ssh = [
+        body
+        for body in firewalls.values()
+        if any("22" in rule.get("ports", []) for rule in body.get("allow", []))
+    ]
+    assert len(ssh) == 1
+    assert ssh[0]["source_ranges"] == "${local.iap_ranges}"
+    assert gcp_locals()["iap_ranges"] == [IAP_RANGE]
+    for body in firewalls.values():
+        assert "0.0.0.0/0" not in str(body.get("source_ranges")), body
+    # Neither the VMs nor the executors have an external address or accept project SSH keys.
+    for key in [
+        ("google_compute_instance", "vm"),
+        ("google_compute_instance_template", "executor"),
+    ]:
+        body = gcp[key]
+        assert body["metadata"]["enable-oslogin"] == "TRUE", key
+        assert body["metadata"]["block-project-ssh-keys"] is True, key
+        assert all("access_config" not in nic for nic in body["network_interface"]), key
+
+
+def test_https_comes_only_from_cloudflare_or_the_customers_allowlist():
+    policy = resources("gcp")[("google_compute_security_policy", "access")]
+    rules = {rule["priority"]: rule for rule in policy["rule"]}
+    log4j = rules[900]
+    assert log4j["action"] == "deny(403)"
+    assert log4j["match"][0]["expr"][0]["expression"] == "evaluatePreconfiguredExpr('cve-canary')"
+    assert min(rules) == 900  # before any allow rule
+    first = rules[1000]["match"][0]["config"][0]["src_ip_ranges"]
+    assert first == ("${var.public ? local.cloudflare_ranges[0] : var.allowed_customer_ip_ranges}")
+    for priority, chunk in ((1001, 1), (1002, 2)):
+        assert rules[priority]["action"] == '${var.public ? "allow" : "deny(403)"}'
+        ranges = rules[priority]["match"][0]["config"][0]["src_ip_ranges"]
+        assert ranges == f"${{local.cloudflare_ranges[{chunk}]}}"
+    default = rules[2147483647]
+    assert default["action"] == "deny(403)"
+    assert default["match"][0]["config"][0]["src_ip_ranges"] == ["*"]
+
+    cloudflare = gcp_locals()["cloudflare_ranges"]
+    assert len(cloudflare) == 3 and all(1 <= len(chunk) <= 10 for chunk in cloudflare)
+    flat = [ipaddress.ip_network(cidr) for chunk in cloudflare for cidr in chunk]
+    assert len(flat) == len(set(flat)) == 22
+    assert ipaddress.ip_network("104.16.0.0/13") in flat
+    assert ipaddress.ip_network("2606:4700::/32") in flat
+
+    backend = resources("gcp")[("google_compute_backend_service", "backend")]
+    assert backend["security_policy"] == "${google_compute_security_policy.access.id}"
+
+
+def test_audit_logs_and_flow_logs_are_on():
+    gcp = resources("gcp")
+    audit = gcp[("google_project_iam_audit_config", "all_services")]
+    assert audit["service"] == "allServices"
+    assert {c["log_type"] for c in audit["audit_log_config"]} == {
+        "ADMIN_READ",
+        "DATA_READ",
+        "DATA_WRITE",
+    }
+    assert "exempted_members" not in str(audit)
+    (flow_logs,) = gcp[("google_compute_subnetwork", "subnet")]["log_config"]
+    assert flow_logs["metadata"] == "INCLUDE_ALL_METADATA"
+    assert 0 < flow_logs["flow_sampling"] <= 1

@@ -15,8 +15,10 @@ from rest_framework.test import APIClient
 from provisioning.models import Instance
 from requests_app import workflow
 from requests_app.forms import FORMS
-from requests_app.models import Event, Request, State
-from tests.factories import PASSWORD, make_user
+from requests_app.models import PROVISIONING_KINDS, Event, Request, State
+from tests.factories import PASSWORD, apply_run_by_hand, make_user
+
+pytestmark = pytest.mark.clock
 
 # -- helpers shared by the request API tests ---------------------------------------------------
 
@@ -39,6 +41,9 @@ def unique_slug(prefix="inst"):
 
 def make_instance(slug=None, *, status="active", version="5.2.0", **fields):
     slug = slug or unique_slug()
+    if status == "suspended":
+        # A suspended instance keeps the snapshot its suspend took (a resume restores it).
+        fields.setdefault("outputs", {"snapshot": f"{slug}-blue-s1"})
     return Instance.objects.create(
         slug=slug,
         customer=fields.pop("customer", "Acme Corp"),
@@ -99,7 +104,7 @@ def request_in_state(users, state, *, kind="create", requester=None, slug=None, 
         workflow.perform(user, request.pk, action, **kwargs)
 
     if state == State.REJECTED:
-        act(users["lead"], "reject")
+        act(users["lead"], "reject", comment="Not this quarter.")
     elif state == State.CANCELLED:
         act(requester, "cancel")
     elif state != State.PENDING_APPROVAL:
@@ -110,7 +115,10 @@ def request_in_state(users, state, *, kind="create", requester=None, slug=None, 
             act(users["devops"], "pick_up")
         if state == State.WAITING_ON_CUSTOMER:
             act(users["devops"], "wait_on_customer")
-        if state == State.DONE:
+        if state == State.DONE and kind in PROVISIONING_KINDS:
+            # A provisioning request is done when its run applies (teardowns: a second person).
+            apply_run_by_hand(users["devops"], request.pk, confirmer=users["devops2"])
+        elif state == State.DONE:
             act(users["devops"], "complete")
     request.refresh_from_db()
     assert request.state == state
@@ -264,7 +272,7 @@ def test_a_second_open_create_for_the_same_slug_is_refused(users):
 
 def test_create_is_possible_again_once_the_first_is_rejected(users):
     first = file_request(users["ce"], "create", "hooli")
-    workflow.perform(users["lead"], first.pk, "reject")
+    workflow.perform(users["lead"], first.pk, "reject", comment="Not a fit.")
     response = api(users["sales"]).post("/api/v1/requests/", payload("create", "hooli"))
     assert response.status_code == 201, response.data
 
@@ -781,11 +789,16 @@ def test_set_target_does_not_apply_to_other_kinds(users):
     assert response.status_code == 409
 
 
-# -- what completing a request does -------------------------------------------------------------
+# -- what finishing a request does --------------------------------------------------------------
 
 
 def complete(users, request):
-    response = post_action(users["devops"], request.pk, "complete", comment="Done.")
+    """Finish a request: by hand for a feature, through an applied run for provisioning kinds."""
+    if request.kind in PROVISIONING_KINDS:
+        apply_run_by_hand(users["devops"], request.pk, confirmer=users["devops2"])
+        response = api(users["devops"]).get(f"/api/v1/requests/{request.pk}/")
+    else:
+        response = post_action(users["devops"], request.pk, "complete", comment="Done.")
     assert response.status_code == 200, response.data
     assert response.json()["state"] == "done"
     return response

@@ -8,13 +8,14 @@ import threading
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from requests_app.models import Approval, Event, Request, State
 from tests.factories import make_user
 from tests.requests_app.test_api import payload, request_in_state
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.clock]
 
 ROUNDS = 5
 
@@ -119,7 +120,7 @@ def test_requester_cancelling_while_a_lead_approves(users, more):
         calls = [
             (users["ce"], action_url(request, "cancel"), {}),
             (users["lead"], action_url(request, "approve"), {}),
-            (more["lead2"], action_url(request, "reject"), {}),
+            (more["lead2"], action_url(request, "reject"), {"comment": "Not now."}),
         ]
         codes = race(calls)
         event = assert_one_winner(request, codes, calls, ("cancel", "approve", "reject"))
@@ -131,7 +132,7 @@ def test_reviewers_deciding_at_once(users, more):
         request = request_in_state(users, State.TECH_REVIEW)
         calls = [
             (users["reviewer"], action_url(request, "tech_approve"), {}),
-            (more["reviewer2"], action_url(request, "tech_reject"), {}),
+            (more["reviewer2"], action_url(request, "tech_reject"), {"comment": "Too big."}),
         ]
         codes = race(calls)
         assert_one_winner(request, codes, calls, ("tech_approve", "tech_reject"))
@@ -140,16 +141,57 @@ def test_reviewers_deciding_at_once(users, more):
 
 def test_completing_while_another_engineer_waits_on_the_customer(users, more):
     for _ in range(ROUNDS):
-        request = request_in_state(users, State.IN_PROGRESS, kind="suspend")
+        request = request_in_state(users, State.IN_PROGRESS, kind="feature")
         calls = [
             (users["devops"], action_url(request, "complete"), {}),
             (users["devops2"], action_url(request, "wait_on_customer"), {}),
         ]
         codes = race(calls)
         event = assert_one_winner(request, codes, calls, ("complete", "wait_on_customer"))
-        request.instance.refresh_from_db()
-        # The instance changes only when completing won.
-        assert (request.instance.status == "suspended") == (event.action == "complete")
+        # The resolution clock stops only when completing won, and pauses only otherwise.
+        request.refresh_from_db()
+        assert (request.resolution_stopped_at is not None) == (event.action == "complete")
+        assert (request.resolution_paused_at is not None) == (event.action == "wait_on_customer")
+
+
+CONFIRM_CANCEL_ROUNDS = 20
+
+
+def test_confirms_and_cancels_on_a_planned_run_have_one_winner(users, more):
+    """8 DevOps confirms and 4 cancels (requester and leads) at once on a planned run, 20
+    rounds: one action wins; a cancelled request keeps no run that a worker could apply."""
+    from provisioning import runs
+    from provisioning.jobs import execute_run
+    from requests_app import workflow
+
+    cancellers = [users["ce"], users["lead"], more["lead2"], more["lead3"]]
+    confirmers = [users["devops"], users["devops2"], more["devops3"]]
+    outcomes = set()
+    for _ in range(CONFIRM_CANCEL_ROUNDS):
+        request = request_in_state(users, State.IN_PROGRESS, kind="suspend")
+        workflow.perform(users["devops"], request.pk, "plan", notify=False)
+        run = runs.latest_run(request.pk)
+        assert run.claim("plan", "test-worker", timezone.now())
+        assert run.mark_planned(b"plan", "text", {"add": 0, "change": 0, "destroy": 0}, "d")
+        calls = [(confirmers[i % 3], action_url(request, "confirm"), {}) for i in range(8)]
+        calls += [(who, action_url(request, "cancel"), {}) for who in cancellers]
+        codes = race(calls)
+        assert sorted(codes) == [200] + [409] * (len(codes) - 1), codes
+        winner = calls[codes.index(200)][1].rstrip("/").rsplit("/", 1)[-1]
+        outcomes.add(winner)
+        request.refresh_from_db()
+        run.refresh_from_db()
+        events = Event.objects.filter(request=request, action__in=("confirm", "cancel"))
+        assert [e.action for e in events] == [winner]
+        if winner == "cancel":
+            assert (request.state, run.state, run.job_wanted) == ("cancelled", "discarded", "")
+            # A worker that picks up a stale job finds nothing to apply.
+            assert execute_run(run.pk) == "nothing to do"
+        else:
+            expected = ("in_progress", "applying", "apply")
+            assert (request.state, run.state, run.job_wanted) == expected
+    # Both kinds of winner happen over the rounds (else the race was not a race).
+    assert outcomes == {"confirm", "cancel"}, outcomes
 
 
 def test_filing_the_same_new_slug_at_once(users):

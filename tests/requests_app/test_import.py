@@ -13,6 +13,8 @@ from provisioning.models import Instance, InstanceStatus
 from requests_app.models import Approval, Comment, Event, Notification, Request, State
 from tests.factories import make_user
 
+pytestmark = pytest.mark.clock
+
 
 def at(day, hour=9, minute=0):
     return f"2024-03-{day:02d}T{hour:02d}:{minute:02d}:00Z"

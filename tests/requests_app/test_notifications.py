@@ -14,6 +14,9 @@ from requests_app import workflow
 from requests_app.forms import FORMS
 from requests_app.jobs import send_notification
 from requests_app.models import Notification
+from tests.factories import apply_run_by_hand
+
+pytestmark = pytest.mark.clock
 
 
 class Receiver:
@@ -114,7 +117,7 @@ def test_rejection_and_completion_tell_the_requester(users, django_capture_on_co
         workflow.perform(users["lead"], rejected.pk, "reject", comment="Not viable.")
         workflow.perform(users["lead"], done.pk, "approve")
         workflow.perform(users["devops"], done.pk, "pick_up")
-        workflow.perform(users["devops"], done.pk, "complete")
+        apply_run_by_hand(users["devops"], done.pk)
     run_jobs()
     to_requester = {
         (n.topic, tuple(n.recipients))
@@ -194,3 +197,51 @@ def test_the_cron_module_registers_the_relay():
     importlib.reload(portal.cron)
     names = [job["func"].__name__ for job in cron._job_data_registry]
     assert "relay_notifications" in names
+
+
+def test_a_notification_left_sending_by_a_dead_sender_is_sent_again(users):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from requests_app.jobs import relay_notifications
+
+    request = file_create(users["ce"])
+    notification = Notification.objects.get(event__request=request, channel="email")
+    # A worker claimed it and was killed before it could record the outcome.
+    Notification.objects.filter(pk=notification.pk).update(
+        status="sending", attempts=1, claimed_at=timezone.now()
+    )
+    # While the claim is fresh the sender may still be at work: nothing happens.
+    assert relay_notifications(now=timezone.now() + timedelta(minutes=5)) == 0
+    notification.refresh_from_db()
+    assert notification.status == "sending"
+    # Past the cutoff the row goes back to pending and is sent, once, with a stable Message-ID.
+    assert relay_notifications(now=timezone.now() + timedelta(minutes=11)) == 1
+    run_jobs()
+    notification.refresh_from_db()
+    assert (notification.status, notification.attempts) == ("sent", 2)
+    [message] = mail.outbox
+    assert message.extra_headers["Message-ID"].startswith(f"<notification-{notification.pk}@")
+
+
+def test_a_notification_whose_sender_died_on_every_attempt_fails_and_devops_sees_it(users, client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from requests_app.jobs import relay_notifications
+    from requests_app.notifications import MAX_ATTEMPTS
+
+    request = file_create(users["ce"])
+    notification = Notification.objects.get(event__request=request, channel="email")
+    Notification.objects.filter(pk=notification.pk).update(
+        status="sending", attempts=MAX_ATTEMPTS, claimed_at=timezone.now()
+    )
+    relay_notifications(now=timezone.now() + timedelta(minutes=11))
+    notification.refresh_from_db()
+    assert notification.status == "failed" and "stopped while sending" in notification.last_error
+    assert mail.outbox == []
+    client.force_login(users["devops"])
+    page = client.get("/queue/").content.decode()
+    assert "Notifications that could not be sent" in page and notification.subject in page

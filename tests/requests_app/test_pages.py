@@ -10,6 +10,8 @@ from requests_app.forms import FORMS
 from requests_app.models import Request
 from tests.factories import PASSWORD, make_instance
 
+pytestmark = pytest.mark.clock
+
 
 def login(client, user):
     assert client.login(username=user.username, password=PASSWORD)

@@ -14,7 +14,9 @@ from requests_app.forms import FORMS
 from requests_app.models import Closure, Request, SlaPolicy
 from requests_app.sla import policies, status
 from requests_app.sla import timers as sla_timers
-from tests.factories import PASSWORD, make_instance
+from tests.factories import PASSWORD, apply_run_by_hand, make_instance
+
+pytestmark = pytest.mark.clock
 
 LA = ZoneInfo("America/Los_Angeles")
 DAY, HOUR = 86400, 3600
@@ -101,7 +103,8 @@ def test_a_create_request_from_filing_to_done(users):
     assert response["status"] == "breached" and response["remaining_seconds"] == -2 * HOUR
     assert response["elapsed_seconds"] == 26 * HOUR
 
-    act(users["devops"], request, "complete", la(2026, 4, 24, 10))  # Friday of week three
+    with time_machine.travel(la(2026, 4, 24, 10), tick=False):  # Friday of week three
+        apply_run_by_hand(users["devops"], request.pk)  # its run applies: done
     resolution = timers(request, la(2026, 5, 1))["resolution"]
     assert resolution["status"] == "met" and resolution["stopped_at"] == iso(la(2026, 4, 24, 10))
     assert resolution["elapsed_seconds"] == 14 * DAY
@@ -192,7 +195,7 @@ def test_a_feature_runs_until_the_target_date_devops_sets(users):
 
 def test_cancelled_and_rejected_requests_cancel_their_timers(users):
     rejected = file(users["ce"], at=la(2026, 4, 6, 9))
-    act(users["lead"], rejected, "reject", la(2026, 4, 6, 10))
+    act(users["lead"], rejected, "reject", la(2026, 4, 6, 10), comment="Not viable.")
     found = timers(rejected, la(2026, 4, 7))
     assert found["response"]["status"] == found["resolution"]["status"] == "cancelled"
     cancelled = file(users["ce"], at=la(2026, 4, 6, 9), instance="other")

@@ -13,6 +13,8 @@ from requests_app.forms import FORMS
 from requests_app.models import Notification, Request
 from requests_app.sla import policies, sweep
 
+pytestmark = pytest.mark.clock
+
 LA = ZoneInfo("America/Los_Angeles")
 
 

@@ -2,6 +2,11 @@
 # address, one VM per deployment color with its data disk (snapshotted daily), a zonal network
 # endpoint group behind a global HTTPS load balancer, firewall rules, optional alerting and
 # executors. modules/sandbox has the same variables and outputs.
+#
+# Security (docs/operations.md, "Security"): SSH only through IAP with OS Login and no project
+# SSH keys; HTTPS only from Cloudflare (public) or the customer's allowlist (not public), through
+# Cloud Armor, which also blocks Log4Shell probes; Cloud Audit Logs for every service and VPC
+# flow logs on the subnetwork. tests/provisioning/test_checkov.py runs checkov on this module.
 
 terraform {
   required_version = ">= 1.9"
@@ -24,6 +29,39 @@ locals {
   # Google's load balancer health checks and IAP TCP forwarding.
   health_check_ranges = ["130.211.0.0/22", "35.191.0.0/16"]
   iap_ranges          = ["35.235.240.0/20"]
+  # Cloudflare's published ranges (https://www.cloudflare.com/ips-v4 and ips-v6): a public
+  # instance is reached only through Cloudflare, in front of the customer's SSO. Cloud Armor takes
+  # at most 10 ranges per rule: three rules take them.
+  cloudflare_ranges = [
+    [
+      "173.245.48.0/20",
+      "103.21.244.0/22",
+      "103.22.200.0/22",
+      "103.31.4.0/22",
+      "141.101.64.0/18",
+      "108.162.192.0/18",
+      "190.93.240.0/20",
+      "188.114.96.0/20",
+      "197.234.240.0/22",
+      "198.41.128.0/17",
+    ],
+    [
+      "162.158.0.0/15",
+      "104.16.0.0/13",
+      "104.24.0.0/14",
+      "172.64.0.0/13",
+      "131.0.72.0/22",
+      "2400:cb00::/32",
+      "2606:4700::/32",
+      "2803:f800::/32",
+      "2405:b500::/32",
+      "2405:8100::/32",
+    ],
+    [
+      "2a06:98c0::/29",
+      "2c0f:f248::/32",
+    ],
+  ]
   services = [
     "compute.googleapis.com",
     "logging.googleapis.com",
@@ -39,6 +77,25 @@ resource "google_project" "instance" {
   auto_create_network = false
   labels              = local.labels
   deletion_policy     = "DELETE"
+}
+
+# Cloud Audit Logs: admin activity is always on; data access (reads and writes) for every service
+# and every user too.
+resource "google_project_iam_audit_config" "all_services" {
+  project = google_project.instance.project_id
+  service = "allServices"
+
+  audit_log_config {
+    log_type = "ADMIN_READ"
+  }
+
+  audit_log_config {
+    log_type = "DATA_READ"
+  }
+
+  audit_log_config {
+    log_type = "DATA_WRITE"
+  }
 }
 
 resource "google_project_service" "services" {
@@ -67,6 +124,13 @@ resource "google_compute_subnetwork" "subnet" {
   network                  = google_compute_network.network.id
   ip_cidr_range            = "10.0.0.0/24"
   private_ip_google_access = true
+
+  # VPC flow logs, for the security team's investigations.
+  log_config {
+    aggregation_interval = "INTERVAL_5_SEC"
+    flow_sampling        = 0.5
+    metadata             = "INCLUDE_ALL_METADATA"
+  }
 }
 
 resource "google_compute_address" "egress" {
@@ -105,6 +169,8 @@ resource "google_compute_firewall" "load_balancer" {
   }
 }
 
+# SSH only through IAP TCP forwarding (`gcloud compute ssh --tunnel-through-iap`), signed in with
+# OS Login; the VMs have no external address and accept no project-wide SSH keys.
 resource "google_compute_firewall" "iap_ssh" {
   project       = google_project.instance.project_id
   name          = "${var.slug}-allow-iap-ssh"
@@ -121,6 +187,7 @@ resource "google_compute_firewall" "iap_ssh" {
 # Data disks, one per deployment color, with a daily snapshot schedule.
 
 resource "google_compute_disk" "data" {
+  # checkov:skip=CKV_GCP_37:Encrypted at rest with Google-managed keys. Customer-supplied keys would have to be held by the portal and sent with every VM start, snapshot and restore, which unattended restarts and the daily snapshot schedule cannot do.
   for_each = var.disks
 
   project  = google_project.instance.project_id
@@ -177,6 +244,7 @@ resource "google_service_account" "vm" {
 }
 
 resource "google_compute_instance" "vm" {
+  # checkov:skip=CKV_GCP_38:The boot disk holds only the OS image (the data lives on the data disk) and is encrypted at rest with Google-managed keys; customer-supplied keys would stop unattended restarts, as for the data disk.
   for_each = toset(var.deployments)
 
   project                   = google_project.instance.project_id
@@ -208,8 +276,9 @@ resource "google_compute_instance" "vm" {
   }
 
   metadata = {
-    enable-oslogin   = "TRUE"
-    instance-version = var.instance_version
+    enable-oslogin         = "TRUE"
+    block-project-ssh-keys = true
+    instance-version       = var.instance_version
   }
 
   metadata_startup_script = <<-EOT
@@ -274,27 +343,65 @@ resource "google_compute_health_check" "http" {
   }
 }
 
+# Who may reach the load balancer: Cloudflare's ranges for a public instance, the customer's
+# allowlist otherwise; everything else is refused. Log4Shell (CVE-2021-44228) probes are refused
+# first, whoever sends them. The rules are static blocks, read top to bottom (checkov, which
+# tests/provisioning/test_checkov.py runs, cannot see rules beside a dynamic block).
 resource "google_compute_security_policy" "access" {
   project = google_project.instance.project_id
   name    = "${var.slug}-access"
 
-  dynamic "rule" {
-    for_each = var.public ? [] : [var.allowed_customer_ip_ranges]
-    content {
-      action      = "allow"
-      priority    = 1000
-      description = "The customer's allowed ranges"
-      match {
-        versioned_expr = "SRC_IPS_V1"
-        config {
-          src_ip_ranges = rule.value
-        }
+  rule {
+    action      = "deny(403)"
+    priority    = 900
+    description = "Log4j JNDI lookups (CVE-2021-44228, CVE-2021-45046)"
+    match {
+      expr {
+        expression = "evaluatePreconfiguredExpr('cve-canary')"
+      }
+    }
+  }
+
+  rule {
+    action      = "allow"
+    priority    = 1000
+    description = var.public ? "Cloudflare (1 of 3)" : "The customer's allowed ranges"
+    match {
+      versioned_expr = "SRC_IPS_V1"
+      config {
+        src_ip_ranges = var.public ? local.cloudflare_ranges[0] : var.allowed_customer_ip_ranges
+      }
+    }
+  }
+
+  # Cloudflare's other ranges: allowed for a public instance, refused (as by the default rule)
+  # for one behind the customer's allowlist.
+  rule {
+    action      = var.public ? "allow" : "deny(403)"
+    priority    = 1001
+    description = "Cloudflare (2 of 3)"
+    match {
+      versioned_expr = "SRC_IPS_V1"
+      config {
+        src_ip_ranges = local.cloudflare_ranges[1]
       }
     }
   }
 
   rule {
     action      = var.public ? "allow" : "deny(403)"
+    priority    = 1002
+    description = "Cloudflare (3 of 3)"
+    match {
+      versioned_expr = "SRC_IPS_V1"
+      config {
+        src_ip_ranges = local.cloudflare_ranges[2]
+      }
+    }
+  }
+
+  rule {
+    action      = "deny(403)"
     priority    = 2147483647
     description = "Default rule"
     match {
@@ -443,8 +550,10 @@ resource "google_compute_instance_template" "executor" {
   }
 
   metadata = {
-    instance-version = var.instance_version
-    sourcegraph-url  = "https://${local.hostname}"
+    enable-oslogin         = "TRUE"
+    block-project-ssh-keys = true
+    instance-version       = var.instance_version
+    sourcegraph-url        = "https://${local.hostname}"
   }
 
   service_account {
