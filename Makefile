@@ -31,18 +31,23 @@ $(CHECKOV_STAMP): Makefile
 
 venv: $(STAMP) $(CHECKOV_STAMP)
 
+# make run runs with DEBUG off, as production does, over plain HTTP on 127.0.0.1: portal/env.py
+# adds a SECRET_KEY made once into var/secret_key (mode 0600), the local ALLOWED_HOSTS, the
+# HTTPS-only settings turned off and PORTAL_BASE_URL on $(PORT); what the environment already
+# sets wins. runportal supervises the processes (portal/management/commands/runportal.py).
 run: $(STAMP)
-	mkdir -p var
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed_demo
-	PORT=$(PORT) exec $(BIN)/python manage.py runportal --port $(PORT)
+	@set -e; mkdir -p "$${PORTAL_VAR_DIR:-var}"; \
+		local_env="$$($(BIN)/python -m portal.env local-run $(PORT))"; eval "$$local_env"; \
+		$(BIN)/python manage.py migrate --noinput; \
+		$(BIN)/python manage.py seed_demo; \
+		PORT=$(PORT) exec $(BIN)/python manage.py runportal --port $(PORT)
 
 # ruff, then mypy with django-stubs over the apps ([tool.mypy] in pyproject.toml); make test
-# runs it first.
+# runs it first. The plugin loads the settings, which DEBUG lets load without a SECRET_KEY.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+	DJANGO_DEBUG=true $(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -2,7 +2,8 @@
 
 No Django here: this runs before the project's settings can be loaded. Usage:
 
-    python -m portal.devservices test-env    # prints `export DATABASE_URL=... REDIS_URL=...`
+    python -m portal.devservices test-env    # prints `export DATABASE_URL=... REDIS_URL=...` and
+                                             # the test settings (portal.env.suite_environ)
     python -m portal.devservices stop        # stops the private servers under var/
 
 Order of preference: the URLs in the environment, the servers on 127.0.0.1:5432 / :6379, and
@@ -282,6 +283,11 @@ def main(argv: list[str]) -> int:
         if command == "test-env":
             print(f"export DATABASE_URL='{ensure_postgres()}'")
             print(f"export REDIS_URL='{ensure_redis(test=True)}'")
+            # DEBUG off as in production, over plain HTTP, with a throwaway key (portal/env.py).
+            from portal.env import suite_environ
+
+            for name, value in suite_environ().items():
+                print(f"export {name}='{value}'")
         elif command == "stop":
             stop_private_postgres()
             stop_private_redis()

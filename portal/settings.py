@@ -15,7 +15,9 @@ from portal.env import env_bool, env_choice, env_int, env_list, env_str, env_url
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("PORTAL_VAR_DIR", str(BASE_DIR / "var")))
 
-DEBUG = env_bool("DJANGO_DEBUG", True)
+# DEBUG is off unless asked for: `make run` too runs without it (over plain HTTP on 127.0.0.1,
+# with a SECRET_KEY of its own under var/), so what a developer sees is what production serves.
+DEBUG = env_bool("DJANGO_DEBUG", False)
 
 if DEBUG:
     SECRET_KEY = env_str("SECRET_KEY", "insecure-development-key-do-not-use-in-production")
@@ -27,6 +29,17 @@ else:
     ALLOWED_HOSTS = env_list("ALLOWED_HOSTS")
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured("ALLOWED_HOSTS must be set when DJANGO_DEBUG=false")
+# Key rotation (docs/operations.md): the previous keys, still accepted for signatures (sessions,
+# password reset links) but never used to sign. Comma-separated; secret keys contain no commas.
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
+if not DEBUG:
+    for _position, _key in enumerate(SECRET_KEY_FALLBACKS, start=1):
+        if len(_key) < 50 or len(set(_key)) < 5:
+            # Never the key itself in the message: it is a secret, and logs are not.
+            raise ImproperlyConfigured(
+                f"SECRET_KEY_FALLBACKS: key {_position} is not 50+ characters of varied text "
+                "(keys are separated by commas)"
+            )
 
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 

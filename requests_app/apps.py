@@ -38,6 +38,12 @@ class RequestsAppConfig(AppConfig):
         ) -> None:
             notifications.on_drift(instance, drift, at)
 
-        signals.run_event.connect(on_run_event, dispatch_uid="requests_app.run_event")
-        signals.instance_drift.connect(on_instance_drift, dispatch_uid="requests_app.drift")
-        signals.run_applied.connect(on_run_applied, dispatch_uid="requests_app.run_applied")
+        # weak=False: these functions live only in this method, and a weak reference to them
+        # dies with it (DEBUG's signature check used to keep them alive by accident).
+        signals.run_event.connect(on_run_event, weak=False, dispatch_uid="requests_app.run_event")
+        signals.run_applied.connect(
+            on_run_applied, weak=False, dispatch_uid="requests_app.run_applied"
+        )
+        signals.instance_drift.connect(
+            on_instance_drift, weak=False, dispatch_uid="requests_app.drift"
+        )

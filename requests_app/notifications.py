@@ -306,7 +306,9 @@ def _send_email(notification: Notification) -> None:
     ).send(fail_silently=False)
 
 
-RELAY_GRACE = timedelta(minutes=2)
+# A row this young may still have its enqueue in flight; older ones without a live job are
+# relayed, so what waited for Redis goes out within a relay (a minute) of its return.
+RELAY_GRACE = timedelta(seconds=30)
 # A send takes seconds (mail and Slack time out after 10 s); a claim this old is a dead sender.
 SENDING_CUTOFF = timedelta(minutes=10)
 LIVE_JOB_STATUSES = {"queued", "scheduled", "started", "deferred"}

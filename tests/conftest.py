@@ -1,11 +1,31 @@
 import django_rq
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Group
 
 from tests.factories import make_user
 
 # The clock marks, their audit and the date rerun (--clock-dates); pytester tests the plugin.
 pytest_plugins = ["tests.clock", "pytester"]
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: runs real processes for a minute or more (deselect: -m 'not slow')"
+    )
+    # The suite runs the production settings (DEBUG off; `portal.devservices test-env` gives the
+    # key and hosts). Production serves static files from collectstatic's hashed manifest, which
+    # the tests do not build: plain names from the app folders here, served by WhiteNoise too.
+    from django.test.utils import override_settings
+
+    override_settings(
+        STORAGES={
+            **settings.STORAGES,
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        },
+        STATIC_ROOT=None,
+        WHITENOISE_USE_FINDERS=True,
+    ).enable()
 
 
 def pytest_sessionfinish(session, exitstatus):
