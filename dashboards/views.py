@@ -18,9 +18,9 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request as ApiRequest
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -28,13 +28,25 @@ from rest_framework.views import APIView
 from dashboards import charts, figures, fleet
 from portal import roles
 from requests_app.api import CanRead
+from requests_app.api import errors as api_errors
 from requests_app.models import Kind, Request, State
+from requests_app.serializers import (
+    JsonChoice,
+    JsonString,
+    check_json,
+    choices_of,
+    error_messages,
+    max_length_of,
+    moment_pattern,
+)
+from requests_app.sla import calendar as sla_calendar
 from requests_app.sla import policies, timers
 from requests_app.sla.calendar import WORKING, WorkingCalendar
 from requests_app.sla.policies import Target
 from requests_app.sla.status import at_risk_q, breached_q, timer_json
 from requests_app.templatetags.sla_tags import timer_bar
 from requests_app.views import require_reader, with_timers
+from requests_app.workflow import Invalid
 
 ATTENTION_ROWS = 50
 BOARD_ROWS = 50
@@ -188,6 +200,38 @@ SUMMARY_SCHEMA = inline_serializer(
 )
 
 
+# since/until as `figures.PeriodForm` reads them, in the years of the SLA calendar.
+_MOMENT = f"(?:{moment_pattern(sla_calendar.FIRST_YEAR, sla_calendar.LAST_YEAR)})?"  # "": default
+_MOMENT_MESSAGE = "Give an ISO 8601 date (2026-03-31) or date-time (2026-03-31T09:00:00-07:00)."
+
+
+class SlaSummaryQuerySerializer(serializers.Serializer):
+    """The query of `GET /api/v1/sla/summary/`, from `figures.PeriodForm`'s fields."""
+
+    since = JsonString(
+        pattern=_MOMENT,
+        required=False,
+        message=_MOMENT_MESSAGE,
+        help_text="ISO date (that day's start) or date-time; naive: the SLA timezone. Default: "
+        f"{figures.DEFAULT_DAYS} days before `until`.",
+    )
+    until = JsonString(
+        pattern=_MOMENT,
+        required=False,
+        message=_MOMENT_MESSAGE,
+        help_text="ISO date (that day included) or date-time (excluded); after `since`. "
+        "Default: the end of today.",
+    )
+    kind = JsonChoice(
+        choices_of(figures.PeriodForm.base_fields["kind"]), allow_blank=True, required=False
+    )
+    customer = JsonString(
+        max_length=max_length_of(figures.PeriodForm.base_fields["customer"]),
+        required=False,
+        help_text="Exact, any case.",
+    )
+
+
 class SlaSummaryView(APIView):
     """`GET /api/v1/sla/summary/` (docs/api.md)."""
 
@@ -196,20 +240,18 @@ class SlaSummaryView(APIView):
     @extend_schema(
         summary="SLA figures per request kind for a period",
         description="\n\n".join(f"**{term}**: {text}" for term, text in DEFINITIONS),
-        parameters=[
-            OpenApiParameter("since", OpenApiTypes.STR, description="ISO date or date-time"),
-            OpenApiParameter(
-                "until", OpenApiTypes.STR, description="ISO date (included) or date-time"
-            ),
-            OpenApiParameter("kind", OpenApiTypes.STR, enum=Kind.values),
-            OpenApiParameter("customer", OpenApiTypes.STR, description="exact, any case"),
-        ],
-        responses={200: SUMMARY_SCHEMA, 400: OpenApiTypes.OBJECT},
+        parameters=[SlaSummaryQuerySerializer],
+        responses={200: SUMMARY_SCHEMA, **api_errors(400)},
     )
     def get(self, request: ApiRequest) -> Response:
+        # The query as the schema says, then the form's rules (the period's order and range).
+        try:
+            check_json(SlaSummaryQuerySerializer, request.query_params)
+        except ValidationError as exc:
+            raise Invalid("The parameters have errors.", error_messages(exc.detail)) from None
         form = figures.PeriodForm(request.query_params)
         if not form.is_valid():
-            return Response(form.error_json(), status=400)
+            raise Invalid("The parameters have errors.", form.error_json())
         result = figures.compute(form.period(), form.now)
         return Response(figures.summary_json(result))
 

@@ -277,13 +277,26 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's, plus the error responses every operation can give (401, 403, 404).
+    "DEFAULT_SCHEMA_CLASS": "requests_app.api.PortalAutoSchema",
     "EXCEPTION_HANDLER": "requests_app.api.handle_exception",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Managed Instance Portal API",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema describes JSON bodies (the pages' form encoding still works, undocumented).
+    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
+    # One name for each choice set, whichever fields use it (a request's and a run's `state`
+    # differ; the filing bodies' one-kind enums are named after their component).
+    "ENUM_NAME_OVERRIDES": {
+        "KindEnum": "requests_app.models.Kind",
+        "StateEnum": "requests_app.models.State",
+        "RunStateEnum": "provisioning.models.RunState",
+        "StatusEnum": "provisioning.models.InstanceStatus",
+        "MachineTypeEnum": "provisioning.models.MachineType",
+        "AccessEnum": "provisioning.models.Access",
+    },
 }
 
 LOGGING = {

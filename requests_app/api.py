@@ -1,29 +1,50 @@
-"""The JSON API of docs/api.md. It validates with the same forms as the pages and
-changes requests only through the workflow functions."""
+"""The JSON API of docs/api.md. A JSON body is first held to the published schema
+(requests_app/serializers.py), then validated with the same forms as the pages; requests change
+only through the workflow functions. Every error answers the one body of `ErrorSerializer`."""
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from django import forms
 from django.db.models import Prefetch, QuerySet
-from django.http import Http404
+from django.http import Http404, HttpRequest, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import mixins, permissions, serializers, status, viewsets
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
+from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request as ApiRequest
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView, exception_handler
 
 from provisioning import instances, runs
-from provisioning.models import Instance, Run
+from provisioning.models import Instance
 from requests_app import workflow
-from requests_app.forms import FORMS, ActionForm
-from requests_app.models import Event, Kind, Request, State
-from requests_app.sla.status import filter_by_timer_status, sla_json
-
-if TYPE_CHECKING:
-    from django.contrib.auth.models import User
+from requests_app.forms import FORMS, ActionForm, CommentForm
+from requests_app.models import Event, Kind, Request
+from requests_app.serializers import (
+    FILING_SERIALIZERS,
+    ActionBodySerializer,
+    ErrorSerializer,
+    InstanceSerializer,
+    NewCommentSerializer,
+    RequestFiltersSerializer,
+    RequestSerializer,
+    check_json,
+    error_messages,
+)
+from requests_app.sla.status import filter_by_timer_status
+from requests_app.transitions import RULES
 
 
 class CanRead(permissions.BasePermission):
@@ -35,174 +56,180 @@ class CanRead(permissions.BasePermission):
         )
 
 
+# -- errors -------------------------------------------------------------------------------------
+
+
+def error_body(message: str, errors: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    return {"detail": message, **(errors or {})}
+
+
 def handle_exception(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """Workflow errors carry their own status: 400 with field errors, 403, 409."""
+    """Every error in the one body of docs/api.md: `{"detail": ..., "<field>": [...]}`.
+    Workflow errors carry their own status: 400 with field errors, 403, 409."""
     if isinstance(exc, workflow.WorkflowError):
-        body: dict[str, str | list[str]] = {"detail": exc.message}
-        body.update(exc.errors)
-        return Response(body, status=exc.status)
+        return Response(error_body(exc.message, exc.errors), status=exc.status)
     if isinstance(exc, Request.DoesNotExist):
-        return Response({"detail": "Not found."}, status=404)
-    return exception_handler(exc, context)
+        return Response(error_body("Not found."), status=404)
+    response = exception_handler(exc, context)
+    if response is not None and not is_error_body(response.data):
+        # DRF's own: a ValidationError's field errors (or anything else) get their `detail`.
+        found = error_messages(response.data)
+        found.pop("detail", None)
+        message = "The request has errors." if response.status_code == 400 else "Refused."
+        response.data = error_body(message, found)
+    return response
 
 
-class EventSerializer(serializers.ModelSerializer):
-    by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
+def is_error_body(data: object) -> bool:
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("detail"), str)
+        and all(
+            isinstance(value, list) and all(isinstance(item, str) for item in value)
+            for key, value in data.items()
+            if key != "detail"
+        )
     )
 
-    class Meta:
-        model = Event
-        fields = ["at", "by", "action", "from_state", "to_state", "comment"]
+
+@csrf_exempt  # like every API view: a POST to a wrong path is a 404, not a CSRF 403
+def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """Any other path under /api/v1/ (an id that is not a number, say): 404 in the error body."""
+    return JsonResponse(error_body("Not found."), status=404)
 
 
-class RequestSerializer(serializers.ModelSerializer):
-    instance = serializers.CharField(source="instance_slug")
-    requested_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
-    )
-    assignee: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
-    )
-    sla = serializers.SerializerMethodField()
-    events = EventSerializer(many=True, read_only=True)
-    runs = serializers.SerializerMethodField()
-    allowed_actions = serializers.SerializerMethodField()
-    due_at = serializers.DateTimeField(source="target_due_at", read_only=True)
-
-    class Meta:
-        model = Request
-        fields = [
-            "id",
-            "kind",
-            "state",
-            "customer",
-            "instance",
-            "requested_by",
-            "assignee",
-            "standard",
-            "non_standard_reasons",
-            "external_id",
-            "created_at",
-            "updated_at",
-            "justification",
-            "machine_type",
-            "zone",
-            "access",
-            "allowed_ip_ranges",
-            "users",
-            "repositories",
-            "target_version",
-            "release_published_at",
-            "due_at",
-            "sla",
-            "events",
-            "runs",
-            "allowed_actions",
-        ]
-
-    def get_sla(self, obj: Request) -> dict:
-        return sla_json(obj)
-
-    def get_runs(self, obj: Request) -> list:
-        found = self.context.get("runs")
-        items = found.get(obj.pk, []) if found is not None else runs.runs_for(obj.pk)
-        # many=True makes a ListSerializer, whose data is a list; the stubs type it as one row.
-        return RunSerializer(items, many=True).data  # type: ignore[return-value]
-
-    def get_allowed_actions(self, obj: Request) -> list[str] | None:
-        # Only on one request: working it out costs queries per request.
-        if not self.context.get("detail"):
-            return None
-        return workflow.allowed_actions(self.context["request"].user, obj)
+def form_errors(form: forms.Form) -> dict[str, list[str]]:
+    errors = {
+        field: [error["message"] for error in errs]
+        for field, errs in form.errors.get_json_data().items()
+    }
+    if "__all__" in errors:
+        errors["non_field_errors"] = errors.pop("__all__")
+    return errors
 
 
-class RunSerializer(serializers.ModelSerializer):
-    log_tail = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Run
-        fields = [
-            "id",
-            "kind",
-            "state",
-            "created_at",
-            "started_at",
-            "finished_at",
-            "heartbeat_at",
-            "plan_summary",
-            "plan_text",
-            "steps",
-            "error",
-            "error_code",
-            "workaround",
-            "outputs",
-            "log_tail",
-        ]
-
-    def get_log_tail(self, obj: Run) -> str:
-        return obj.log[-4000:]
+def validate(
+    form_class: type[forms.Form],
+    schema: type[Serializer],
+    data: object,
+    message: str,
+) -> forms.Form:
+    """A JSON body held to `schema` (exactly what /api/schema/ says), then `form_class`'s rules.
+    A form-encoded body (the pages' way, not in the schema) goes to the form alone."""
+    if not isinstance(data, dict):
+        raise workflow.Invalid("Send a JSON object.", {"non_field_errors": ["Not an object."]})
+    if not isinstance(data, QueryDict):
+        try:
+            check_json(schema, data)
+        except ValidationError as exc:
+            raise workflow.Invalid(message, error_messages(exc.detail)) from None
+    form = form_class(data=data)
+    if not form.is_valid():
+        raise workflow.Invalid(message, form_errors(form))
+    return form
 
 
-class InstanceSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Instance
-        fields = [
-            "slug",
-            "customer",
-            "status",
-            "gcp_project",
-            "zone",
-            "machine_type",
-            "version",
-            "access",
-            "allowed_ip_ranges",
-            "executors_enabled",
-            "url",
-            "users",
-            "repositories",
-            "created_at",
-            "drift",
-            "verified_at",
+ERROR_MEANINGS = {
+    400: "Bad input: field errors name each field (`non_field_errors` for the whole body).",
+    401: "No credentials, or credentials that are not valid.",
+    403: "No role in the portal, or this role may never take this action here, or the "
+    "requester may not approve their own request.",
+    404: "No such request, instance or page.",
+    409: "The role may, but not now: the state does not allow it, or someone else acted first.",
+}
+
+
+def errors(*codes: int) -> dict[int, OpenApiResponse]:
+    """The error responses `codes` in the one error body."""
+    return {
+        code: OpenApiResponse(ErrorSerializer, description=ERROR_MEANINGS[code]) for code in codes
+    }
+
+
+class PortalAutoSchema(AutoSchema):
+    """drf-spectacular's schema plus what every operation of the API can answer: 401 and 403
+    where a permission is needed, 404 where the path names something or the list has pages;
+    path ids typed as the integers their URL pattern takes. 400 and 409 each view declares."""
+
+    def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
+        responses: dict[str, Any] = super()._get_response_bodies(direction)
+        codes = []
+        if any(not isinstance(p, AllowAny) for p in self.view.get_permissions()):
+            codes += [401, 403]
+        if "{" in self.path or (self._is_list_view() and self._get_paginator() is not None):
+            codes.append(404)
+        for code, response in errors(*codes).items():
+            if str(code) not in responses:
+                responses[str(code)] = self._get_response_for_code(
+                    response, str(code), direction=direction
+                )
+        return dict(sorted(responses.items()))
+
+    def _resolve_path_parameters(self, variables: list[str]) -> list[dict[str, Any]]:
+        parameters: list[dict[str, Any]] = super()._resolve_path_parameters(variables)
+        for parameter in parameters:
+            if parameter["schema"].get("pattern") == "^[0-9]+$":
+                parameter["schema"] = {"type": "integer", "minimum": 1}
+        return parameters
+
+
+class Pages(PageNumberPagination):
+    """DRF's page numbers (REST_FRAMEWORK's PAGE_SIZE a page), with `page` described as DRF
+    reads it: empty is the first page, `last` the last one, any other value that names no page
+    a 404."""
+
+    def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": self.page_query_param,
+                "in": "query",
+                "required": False,
+                "allowEmptyValue": True,
+                "description": "A page number (empty: the first page; `last`: the last one).",
+                "schema": {
+                    "anyOf": [
+                        {"type": "integer", "minimum": 1},
+                        {"type": "string", "enum": list(self.last_page_strings)},
+                    ]
+                },
+            }
         ]
 
 
-def true_param(value: object) -> bool:
-    return str(value).lower() in ("1", "true", "yes")
+# -- requests -----------------------------------------------------------------------------------
 
-
-class BadFilter(APIException):
-    status_code = 400
-
-
-REQUEST_FILTERS = [
-    OpenApiParameter("state", str, enum=[s.value for s in State]),
-    OpenApiParameter("kind", str, enum=[k.value for k in Kind]),
-    OpenApiParameter("instance", str, description="instance slug"),
-    OpenApiParameter("external_id", str),
-    OpenApiParameter("breached", bool),
-    OpenApiParameter("at_risk", bool),
-]
+_BY_KIND: dict[str, Serializer | type[Serializer]] = {**FILING_SERIALIZERS}
+NEW_REQUEST = PolymorphicProxySerializer(
+    component_name="NewRequest",
+    serializers=_BY_KIND,
+    resource_type_field_name="kind",
+)
 
 
 class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = RequestSerializer
     permission_classes = [CanRead]
+    pagination_class = Pages
+    # Ids are numbers: anything else is no request (404), never a ValueError on lookup.
+    lookup_value_regex = r"[0-9]+"
 
     def get_queryset(self) -> QuerySet[Request]:
         events = Event.objects.select_related("by").order_by("at", "id")
-        queryset = Request.objects.with_related().prefetch_related(
-            Prefetch("events", queryset=events)
+        return (
+            Request.objects.with_related()
+            .prefetch_related(Prefetch("events", queryset=events))
+            .order_by("-created_at", "-id")
         )
-        params = self.request.query_params
-        errors: dict[str, list[str]] = {}
+
+    def filtered(self, queryset: QuerySet[Request]) -> QuerySet[Request]:
+        """The list's filters (docs/api.md); 400 with field errors when one is not valid."""
+        try:
+            params = check_json(RequestFiltersSerializer, self.request.query_params)
+        except ValidationError as exc:
+            raise workflow.Invalid("The filters have errors.", error_messages(exc.detail)) from None
         if "state" in params:
-            if params["state"] not in State.values:
-                errors["state"] = [f"Unknown state {params['state']!r}."]
             queryset = queryset.filter(state=params["state"])
         if "kind" in params:
-            if params["kind"] not in Kind.values:
-                errors["kind"] = [f"Unknown kind {params['kind']!r}."]
             queryset = queryset.filter(kind=params["kind"])
         if "instance" in params:
             queryset = queryset.filter(instance_slug=params["instance"])
@@ -210,17 +237,15 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             queryset = queryset.filter(external_id=params["external_id"])
         for flag in ("breached", "at_risk"):
             if flag in params:
-                if params[flag].lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    errors[flag] = ["Use true or false."]
-                else:
-                    queryset = filter_by_timer_status(queryset, flag, true_param(params[flag]))
-        if errors and self.action == "list":
-            raise BadFilter(errors)
-        return queryset.order_by("-created_at", "-id")
+                queryset = filter_by_timer_status(queryset, flag, params[flag])
+        return queryset
 
-    @extend_schema(parameters=REQUEST_FILTERS)
+    @extend_schema(
+        parameters=[RequestFiltersSerializer],
+        responses={200: RequestSerializer(many=True), **errors(400)},
+    )
     def list(self, request: ApiRequest, *args: Any, **kwargs: Any) -> Response:
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        page = self.paginate_queryset(self.filtered(self.get_queryset()))
         assert page is not None  # REST_FRAMEWORK sets a pagination class
         context = {
             **self.get_serializer_context(),
@@ -232,48 +257,26 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return Response(self._fresh(self.get_object().pk))
 
     @extend_schema(
-        request=inline_serializer(
-            "NewRequest",
-            {
-                "kind": serializers.ChoiceField(Kind.choices),
-                "customer": serializers.CharField(),
-                "instance": serializers.CharField(),
-                "justification": serializers.CharField(required=False),
-                "non_standard_reasons": serializers.ListField(child=serializers.CharField()),
-                "machine_type": serializers.CharField(required=False),
-                "zone": serializers.CharField(required=False),
-                "access": serializers.CharField(required=False),
-                "allowed_ip_ranges": serializers.ListField(
-                    child=serializers.CharField(), required=False
-                ),
-                "users": serializers.IntegerField(required=False),
-                "repositories": serializers.IntegerField(required=False),
-                "target_version": serializers.CharField(required=False),
-                "release_published_at": serializers.DateTimeField(required=False),
-                "confirm": serializers.CharField(required=False),
-            },
-        ),
-        responses={201: RequestSerializer},
+        request=NEW_REQUEST,
+        responses={201: RequestSerializer, **errors(400, 409)},
+        description="File a request (CE and Sales). The body's fields depend on `kind`. "
+        "Besides what the schema says, the form checks what depends on the data: the instance "
+        "exists and is in a state that allows the kind (a new slug is free), no other open "
+        "request changes it, an upgrade names a newer version released in the past, a "
+        "teardown's `confirm` repeats the slug, an IP allowlist has ranges without host bits.",
     )
     def create(self, request: ApiRequest) -> Response:
         if not workflow.can_file(request.user):
             raise workflow.Forbidden("Only CE and Sales file requests.")
-        if not isinstance(request.data, dict):
+        data = request.data
+        if not isinstance(data, dict):
             raise workflow.Invalid("Send a JSON object.", {"non_field_errors": ["Not an object."]})
-        kind = request.data.get("kind")
+        kind = data.get("kind")
         # A kind that is not a string (a list, say) is unknown too, not a TypeError on lookup.
-        if not isinstance(kind, str) or kind not in FORMS:
+        if not isinstance(kind, str) or kind not in FILING_SERIALIZERS:
             choices = ", ".join(Kind.values)
             raise workflow.Invalid("Unknown kind.", {"kind": [f"Choose one of: {choices}."]})
-        form = FORMS[kind](data=request.data)
-        if not form.is_valid():
-            errors = {
-                field: [e["message"] for e in errs]
-                for field, errs in form.errors.get_json_data().items()
-            }
-            if "__all__" in errors:
-                errors["non_field_errors"] = errors.pop("__all__")
-            raise workflow.Invalid("The request has errors.", errors)
+        form = validate(FORMS[kind], FILING_SERIALIZERS[kind], data, "The request has errors.")
         created = workflow.file_request(request.user, kind, form.cleaned_data)
         return Response(self._fresh(created.pk), status=status.HTTP_201_CREATED)
 
@@ -283,28 +286,21 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return RequestSerializer(obj, context=context).data
 
     @extend_schema(
-        request=inline_serializer(
-            "ActionBody",
-            {
-                "comment": serializers.CharField(required=False),
-                "due_at": serializers.DateTimeField(required=False),
-                "confirm": serializers.CharField(required=False),
-            },
-        ),
-        responses={200: RequestSerializer},
-        parameters=[OpenApiParameter("action_name", OpenApiTypes.STR, OpenApiParameter.PATH)],
+        request=ActionBodySerializer,
+        responses={200: RequestSerializer, **errors(400, 409)},
+        parameters=[
+            OpenApiParameter("action_name", OpenApiTypes.STR, OpenApiParameter.PATH, enum=[*RULES])
+        ],
+        description="Take an action (docs/api.md has who may take which, from which state). "
+        "`set_target` needs a `due_at` in the future; `confirm` of a teardown needs `confirm` "
+        "equal to the slug.",
     )
     @action(detail=True, methods=["post"], url_path=r"actions/(?P<action_name>[a-z_]+)")
     def actions(
         self, request: ApiRequest, pk: str | None = None, action_name: str | None = None
     ) -> Response:
         target = get_object_or_404(Request, pk=pk)
-        form = ActionForm(data=request.data if isinstance(request.data, dict) else {})
-        if not form.is_valid():
-            errors = {
-                f: [e["message"] for e in errs] for f, errs in form.errors.get_json_data().items()
-            }
-            raise workflow.Invalid("The action has errors.", errors)
+        form = validate(ActionForm, ActionBodySerializer, request.data, "The action has errors.")
         workflow.perform(
             request.user,
             target.pk,
@@ -316,28 +312,35 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return Response(self._fresh(target.pk))
 
     @extend_schema(
-        request=inline_serializer("NewComment", {"body": serializers.CharField()}),
-        responses={201: RequestSerializer},
+        request=NewCommentSerializer,
+        responses={201: RequestSerializer, **errors(400)},
     )
     @action(detail=True, methods=["post"])
     def comments(self, request: ApiRequest, pk: str | None = None) -> Response:
         target = get_object_or_404(Request, pk=pk)
-        body = request.data.get("body") if isinstance(request.data, dict) else None
-        if not isinstance(body, str):
-            raise workflow.Invalid("Write a comment.", {"body": ["Write a comment."]})
-        workflow.add_comment(request.user, target.pk, body)
+        if not workflow.can_comment(request.user):
+            raise workflow.Forbidden("Managers read requests; they do not comment.")
+        form = validate(CommentForm, NewCommentSerializer, request.data, "Write a comment.")
+        workflow.add_comment(request.user, target.pk, form.cleaned_data["body"])
         return Response(self._fresh(target.pk), status=status.HTTP_201_CREATED)
+
+
+# -- instances ----------------------------------------------------------------------------------
 
 
 class InstanceViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = InstanceSerializer
     permission_classes = [CanRead]
+    pagination_class = Pages
     lookup_field = "slug"
     queryset = Instance.objects.order_by("slug")
 
     def get_object(self) -> Instance:
+        slug = self.kwargs["slug"]
+        if "\x00" in slug:  # no slug has one, and PostgreSQL cannot compare with it
+            raise Http404
         # A slug may be reused after a teardown: the live instance wins, else the latest.
-        found = instances.latest(self.kwargs["slug"])
+        found = instances.latest(slug)
         if found is None:
             raise Http404
         return found

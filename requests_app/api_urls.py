@@ -1,7 +1,7 @@
 from typing import TypeVar
 
 from django.contrib.auth.decorators import login_not_required
-from django.urls import URLPattern, URLResolver, path
+from django.urls import URLPattern, URLResolver, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
@@ -23,5 +23,13 @@ def _api(patterns: list[P]) -> list[P]:
     return patterns
 
 
-api_urlpatterns = _api(router.urls)
+api_urlpatterns = _api(
+    [
+        *router.urls,
+        # Last: any other path that ends like an API path (a request id that is not a number,
+        # an unknown route) is a 404 in the API's error body, not the HTML page. Paths without
+        # the trailing slash still get Django's redirect to the one with it.
+        re_path(r"^.*/$", api.not_found, name="api-not-found"),
+    ]
+)
 schema_urlpatterns = _api([path("", SpectacularAPIView.as_view(), name="api-schema")])

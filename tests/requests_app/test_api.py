@@ -3,6 +3,7 @@
 The small factory helpers at the top are shared with the permission and concurrency tests."""
 
 import itertools
+import json
 from datetime import timedelta
 
 import pytest
@@ -867,3 +868,288 @@ def test_a_new_user_without_a_role_reads_nothing(db):
     nobody = make_user("nobody")
     assert api(nobody).get("/api/v1/requests/").status_code == 403
     assert api(nobody).get("/api/v1/instances/").status_code == 403
+
+
+# -- the schema tells the truth (docs/api.md) ---------------------------------------------------
+
+
+def schema_document(user):
+    return api(user).get("/api/schema/?format=json").json()
+
+
+def is_error_body(body):
+    """The one error body: a string `detail`, every other key a list of strings."""
+    return isinstance(body.get("detail"), str) and all(
+        isinstance(value, list) and all(isinstance(item, str) for item in value)
+        for key, value in body.items()
+        if key != "detail"
+    )
+
+
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("post", "/api/v1/requests/null,null/comments/"),
+        ("get", "/api/v1/requests/null,null/"),
+        ("post", "/api/v1/requests/null,null/actions/approve/"),
+        ("post", "/api/v1/requests/-1/actions/approve/"),
+        ("get", "/api/v1/requests/1.5/"),
+        ("get", "/api/v1/requests/99999999999999999999999999/"),
+        ("post", "/api/v1/requests/99999999999999999999999999/comments/"),
+        ("post", "/api/v1/requests/1/actions/Approve/"),
+        ("get", "/api/v1/no/such/thing/"),
+    ],
+)
+def test_ids_that_are_no_request_are_a_404_in_the_error_body(users, method, path):
+    client = api(users["ce"])
+    client.raise_request_exception = True
+    response = getattr(client, method)(path, {"body": "hi"}, format="json")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert is_error_body(response.json())
+
+
+def test_a_post_to_a_wrong_path_with_a_session_is_a_404_not_a_csrf_failure(users):
+    client = APIClient(enforce_csrf_checks=True)
+    assert client.login(username="ce", password=PASSWORD)
+    response = client.post("/api/v1/requests/null,null/comments/", {"body": "hi"}, format="json")
+    assert response.status_code == 404 and is_error_body(response.json())
+
+
+def test_every_error_answers_the_one_error_body(users):
+    request = file_request(users["ce"])
+    nobody = make_user("nobody")
+    answers = [
+        APIClient().get("/api/v1/requests/"),  # 401
+        api(nobody).get("/api/v1/requests/"),  # 403: no role
+        api(users["devops"]).post("/api/v1/requests/", payload("create", "x1co")),  # 403
+        api(users["ce"]).get("/api/v1/requests/?state=open"),  # 400 filter
+        api(users["ce"]).get("/api/v1/requests/?page=99"),  # 404 page
+        api(users["ce"]).post("/api/v1/requests/", {"kind": "create"}, format="json"),  # 400
+        post_action(users["devops"], request.pk, "pick_up"),  # 409
+        post_action(users["lead"], request.pk, "self_destruct"),  # 400
+        api(users["manager"]).post(f"/api/v1/requests/{request.pk}/comments/", {}),  # 403
+        api(users["ce"]).get("/api/v1/sla/summary/?since=yesterday"),  # 400
+        api(users["ce"]).delete(f"/api/v1/requests/{request.pk}/"),  # 405
+    ]
+    assert [a.status_code for a in answers] == [
+        401,
+        403,
+        403,
+        400,
+        404,
+        400,
+        409,
+        400,
+        403,
+        400,
+        405,
+    ]
+    for answer in answers:
+        assert is_error_body(answer.json()), answer.json()
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("customer", 5),  # DRF and Django would both have made "5" of it
+        ("customer", "   "),  # create has no instance to take the customer from
+        ("users", "200"),
+        ("users", True),
+        ("users", 200.0),
+        ("users", 10**30),
+        ("repositories", -1),
+        ("allowed_ip_ranges", "10.0.0.0/8"),
+        ("allowed_ip_ranges", ["10.0.0.0/8", 5]),
+        ("non_standard_reasons", "scale"),
+        ("zone", " us-central1-f"),
+        ("machine_type", 8),
+        ("target_version", "5.3 "),
+        ("instance", "ac"),  # the project id would be shorter than 6
+        ("justification", "null\x00character"),
+        ("customer", "lone \ud800 surrogate"),
+    ],
+)
+def test_json_bodies_are_held_to_the_schema(users, field, value):
+    body = json.dumps(payload("create", "strictco") | {field: value})  # escapes surrogates
+    response = api(users["ce"]).post("/api/v1/requests/", body, content_type="application/json")
+    assert response.status_code == 400, response.data
+    errors = response.json()
+    assert errors[field]
+    assert is_error_body(errors)
+    assert not Request.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "2026-01-01T10:00:00",  # no offset
+        "2026-01-01",
+        "2026-01-01 10:00:00+00:00",
+        "2026-01-01T10:00:00+22:00",  # PostgreSQL refuses offsets beyond 15:59
+        "0001-01-01T00:00:00+05:00",  # before year 1 in UTC
+        "9999-12-31T23:59:59-05:00",  # after year 9999 in UTC
+        20260101,
+    ],
+)
+def test_date_times_need_an_offset_and_a_sane_range(users, when):
+    make_instance("stark", version="5.2.0")
+    body = payload("upgrade", "stark", release_published_at=when)
+    assert bad_filing(users["ce"], body)["release_published_at"]
+    request = request_in_state(users, State.IN_PROGRESS, kind="feature")
+    response = post_action(users["devops"], request.pk, "set_target", due_at=when)
+    assert response.status_code == 400 and response.json()["due_at"]
+
+
+def test_nullable_fields_may_be_sent_as_null(users):
+    body = payload("create", "nullco") | {
+        "justification": None,
+        "non_standard_reasons": None,
+        "machine_type": None,
+        "zone": None,
+        "access": None,
+        "allowed_ip_ranges": None,
+        "users": None,
+        "repositories": None,
+        "target_version": None,
+    }
+    response = api(users["ce"]).post("/api/v1/requests/", body, format="json")
+    assert response.status_code == 201, response.data
+    assert response.json()["machine_type"] == "n1-standard-8"
+
+
+def test_a_body_that_is_not_an_object_is_refused_by_actions_and_comments_too(users):
+    request = request_in_state(users, State.QUEUED)
+    client = api(users["devops"])
+    for path in ("actions/pick_up/", "comments/"):
+        response = client.post(f"/api/v1/requests/{request.pk}/{path}", ["x"], format="json")
+        assert response.status_code == 400 and response.json()["non_field_errors"]
+    request.refresh_from_db()
+    assert request.state == State.QUEUED
+
+
+def test_a_comment_is_at_most_10000_characters_and_managers_hear_403_first(users):
+    request = file_request(users["ce"])
+    url = f"/api/v1/requests/{request.pk}/comments/"
+    too_long = api(users["ce"]).post(url, {"body": "x" * 10_001}, format="json")
+    assert too_long.status_code == 400 and too_long.json()["body"]
+    assert api(users["manager"]).post(url, {}, format="json").status_code == 403
+    assert api(users["ce"]).post(url, {"body": "x" * 10_000}, format="json").status_code == 201
+
+
+def test_filters_belong_to_the_list_and_an_empty_page_is_the_first(users):
+    request = file_request(users["ce"])
+    client = api(users["ce"])
+    assert client.get(f"/api/v1/requests/{request.pk}/?state=done").status_code == 200
+    assert client.get("/api/v1/requests/?state=").status_code == 400
+    assert ids(client.get("/api/v1/requests/?page=")) == {request.pk}
+    assert ids(client.get("/api/v1/requests/?instance=")) == set()
+    assert client.get("/api/v1/requests/?page=0").status_code == 404
+    assert client.get("/api/v1/requests/?instance=a%00b").status_code == 400
+    assert client.get("/api/v1/instances/a%00b/").status_code == 404
+
+
+def test_every_operation_documents_its_errors_in_the_error_body(users):
+    document = schema_document(users["ce"])
+    expected = {
+        ("/api/v1/requests/", "get"): {"400", "401", "403", "404"},
+        ("/api/v1/requests/", "post"): {"400", "401", "403", "409"},
+        ("/api/v1/requests/{id}/", "get"): {"401", "403", "404"},
+        ("/api/v1/requests/{id}/actions/{action_name}/", "post"): {
+            "400",
+            "401",
+            "403",
+            "404",
+            "409",
+        },
+        ("/api/v1/requests/{id}/comments/", "post"): {"400", "401", "403", "404"},
+        ("/api/v1/instances/", "get"): {"401", "403", "404"},
+        ("/api/v1/instances/{slug}/", "get"): {"401", "403", "404"},
+        ("/api/v1/sla/summary/", "get"): {"400", "401", "403"},
+    }
+    for (path, method), codes in expected.items():
+        responses = document["paths"][path][method]["responses"]
+        assert {code for code in responses if code >= "400"} == codes, (path, method)
+        for code in codes:
+            schema = responses[code]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/Error"}
+    error = document["components"]["schemas"]["Error"]
+    assert error["required"] == ["detail"]
+    assert error["additionalProperties"] == {"type": "array", "items": {"type": "string"}}
+
+
+def test_path_ids_are_integers_and_actions_an_enum(users):
+    paths = schema_document(users["ce"])["paths"]
+    for path in ("/api/v1/requests/{id}/", "/api/v1/requests/{id}/comments/"):
+        operation = next(iter(paths[path].values()))
+        (id_param,) = [p for p in operation["parameters"] if p["name"] == "id"]
+        assert id_param["schema"]["type"] == "integer"
+    action = paths["/api/v1/requests/{id}/actions/{action_name}/"]["post"]
+    (name,) = [p for p in action["parameters"] if p["name"] == "action_name"]
+    assert set(name["schema"]["enum"]) == set(workflow.RULES)
+
+
+def test_the_schema_declares_what_may_be_null(users):
+    schemas = schema_document(users["ce"])["components"]["schemas"]
+    request = schemas["Request"]["properties"]
+    for field in ["assignee", "due_at", "release_published_at", "users", "repositories"]:
+        assert request[field].get("nullable") is True, field
+    assert request["external_id"].get("nullable") is True
+    assert request["allowed_actions"].get("nullable") is True
+    assert schemas["Event"]["properties"]["by"].get("nullable") is True
+    timer = schemas["Timer"]["properties"]
+    for field in ["started_at", "due_at", "stopped_at", "remaining_seconds"]:
+        assert timer[field].get("nullable") is True, field
+    assert schemas["Sla"]["properties"]["response"].get("nullable") is True
+    run = schemas["Run"]["properties"]
+    for field in ["started_at", "finished_at", "heartbeat_at"]:
+        assert run[field].get("nullable") is True, field
+
+
+def test_the_filing_body_is_one_object_per_kind_made_from_the_forms(users):
+    schemas = schema_document(users["ce"])["components"]["schemas"]
+    new = schemas["NewRequest"]
+    assert new["discriminator"]["propertyName"] == "kind"
+    assert set(new["discriminator"]["mapping"]) == set(KINDS)
+    create = schemas["NewCreateRequest"]
+    props = create["properties"]
+    assert set(create["required"]) == {"kind", "customer", "instance"}
+    form = FORMS["create"].base_fields
+    assert props["users"]["minimum"] == form["users"].min_value == 1
+    assert props["users"]["maximum"] == form["users"].max_value
+    assert props["repositories"]["minimum"] == 0
+    assert props["customer"]["maxLength"] == form["customer"].max_length
+    assert (props["instance"]["minLength"], props["instance"]["maxLength"]) == (3, 27)
+    assert "pattern" in props["instance"] and "pattern" in props["zone"]
+    machine_types = schemas[props["machine_type"]["oneOf"][0]["$ref"].split("/")[-1]]["enum"]
+    assert machine_types == ["n1-standard-8", "n1-standard-16", "n1-standard-32", "n1-standard-96"]
+    reasons = schemas[props["non_standard_reasons"]["items"]["$ref"].split("/")[-1]]["enum"]
+    assert reasons == ["migration", "scale", "security", "other"]
+    assert props["allowed_ip_ranges"]["items"]["pattern"]
+    upgrade = schemas["NewUpgradeRequest"]
+    assert "target_version" in upgrade["required"]
+    assert upgrade["properties"]["release_published_at"]["format"] == "date-time"
+    assert "confirm" in schemas["NewTeardownRequest"]["required"]
+    assert "justification" in schemas["NewFeatureRequest"]["required"]
+    assert schemas["NewComment"]["properties"]["body"]["maxLength"] == 10_000
+    # JSON only: the form encodings are not part of the contract.
+    body = document_body = schema_document(users["ce"])["paths"]["/api/v1/requests/"]["post"]
+    assert set(document_body["requestBody"]["content"]) == {"application/json"}, body
+
+
+def test_the_shared_patterns_mean_what_the_server_checks():
+    import ipaddress
+    import re
+
+    from requests_app import serializers
+
+    blank = {chr(code) for code in range(0x110000) if chr(code).isspace()}
+    assert {c for c in blank if re.fullmatch(f"[{serializers.WHITESPACE}]", c)} == blank
+    for good in ["10.0.0.0/8", "192.168.1.0/24", "10.1.2.3", "::/0", "2001:db8::/32", "fe80::1"]:
+        assert re.fullmatch(serializers.CIDR, good), good
+        ipaddress.ip_network(good, strict=False)
+    for bad in ["10.0.0.0/33", "300.1.1.0/24", "010.0.0.0/8", "nope", "1:2:3:4:5:6:7:8:9", ""]:
+        assert not re.fullmatch(serializers.CIDR, bad), bad
+    assert re.fullmatch(serializers.NON_BLANK, " a ") and not re.fullmatch(
+        serializers.NON_BLANK, "\u3000"
+    )

@@ -1,0 +1,692 @@
+"""What the JSON API takes and what it answers (docs/api.md).
+
+Bodies and query parameters pass two checks. First a serializer of `Json*` fields holds the JSON
+to exactly what the published schema says (types, lengths, patterns, enums, formats): each of
+those fields validates with the same numbers and the same pattern that its `json_schema()` puts
+in `/api/schema/`, so the two cannot drift apart. The serializers that file requests are made
+from the forms in requests_app/forms.py (`filing_serializer`): a form field's `max_length`,
+`min_value`, `choices` and `required` carry over, and the rules of the forms' clean methods that
+a schema can say (slug, zone, version and CIDR patterns) come from requests_app/validation.py.
+Then the form itself validates as on the pages: what no schema can say (the instance exists and
+is in a fitting state, the slug is free, the version is newer, ...) stays the form's alone.
+"""
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, cast
+
+from django import forms
+from django.conf import settings
+from django.http import QueryDict
+from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import list_hash
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from provisioning import runs
+from provisioning.models import Access, Instance, Run
+from requests_app import validation, workflow
+from requests_app.forms import (
+    FORMS,
+    ActionForm,
+    BaseRequestForm,
+    CommentForm,
+    CreateRequestForm,
+    ListField,
+)
+from requests_app.models import Event, Kind, Request, State
+from requests_app.sla.status import sla_json
+from requests_app.transitions import RULES
+
+# -- patterns the schema and the server share ---------------------------------------------------
+# Written in the common part of ECMA 262 (the schema's dialect) and Python's `re`: explicit
+# classes, no \d, \s or \w (their Unicode meanings differ), `\uXXXX` escapes. The schema anchors
+# each one as ^(?:...)$ and the server tests it with `re.fullmatch`, which mean the same thing.
+
+
+def _char_class(chars: Iterable[str]) -> str:
+    """`chars` as the inside of a regex character class, in runs of \\uXXXX escapes."""
+    codes = sorted({ord(char) for char in chars})
+    runs: list[list[int]] = []
+    for code in codes:
+        if runs and code == runs[-1][1] + 1:
+            runs[-1][1] = code
+        else:
+            runs.append([code, code])
+    return "".join(
+        f"\\u{first:04x}" if first == last else f"\\u{first:04x}-\\u{last:04x}"
+        for first, last in runs
+    )
+
+
+# What str.strip() (and so every Django form field) takes for blank; all of it lies below U+3001.
+WHITESPACE = _char_class(chr(code) for code in range(0x3001) if chr(code).isspace())
+NUL = "\\u0000"
+# Any text without NUL characters (PostgreSQL cannot store them; the forms refuse them too).
+TEXT = f"[^{NUL}]*"
+# Text with at least one character that is not blank: the forms strip before they check.
+NON_BLANK = f"[^{NUL}]*[^{NUL}{WHITESPACE}][^{NUL}]*"
+
+
+def _from_validation(regex: re.Pattern[str]) -> str:
+    """A `^...$` pattern of requests_app/validation.py as a shared pattern (ASCII digits)."""
+    source = regex.pattern
+    assert source.startswith("^") and source.endswith("$"), source
+    return source[1:-1].replace("\\d", "[0-9]")
+
+
+SLUG = _from_validation(validation.SLUG)
+ZONE = _from_validation(validation.ZONE)
+VERSION = _from_validation(validation.VERSION)
+
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_IPV4 = f"{_OCTET}(?:\\.{_OCTET}){{3}}"
+_H = "[0-9a-fA-F]{1,4}"
+_IPV6 = (
+    "(?:"
+    + "|".join(
+        [
+            f"(?:{_H}:){{7}}{_H}",
+            f"(?:{_H}:){{1,7}}:",
+            f"(?:{_H}:){{1,6}}:{_H}",
+            *[f"(?:{_H}:){{1,{5 - n}}}(?::{_H}){{1,{n + 2}}}" for n in range(4)],
+            f"{_H}:(?::{_H}){{1,6}}",
+            f":(?:(?::{_H}){{1,7}}|:)",
+        ]
+    )
+    + ")"
+)
+# An IPv4 or IPv6 network; without a prefix length it is one address (/32, /128).
+CIDR = f"(?:{_IPV4}(?:/(?:3[0-2]|[12]?[0-9]))?|{_IPV6}(?:/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9]))?)"
+
+_MONTH, _DAY = "(?:0[1-9]|1[0-2])", "(?:0[1-9]|[12][0-9]|3[01])"
+_TIME = "(?:[01][0-9]|2[0-3]):[0-5][0-9]"
+# Offsets as far as the world's go (UTC-12 to UTC+14): PostgreSQL refuses those beyond 15:59.
+_OFFSET_TIME = "(?:0[0-9]|1[0-4]):[0-5][0-9]"
+_OFFSET = f"(?:Z|[+\\-]{_OFFSET_TIME})"
+# RFC 3339 with an offset (docs/api.md: date-times carry one), years 1900-2999: beyond them a
+# conversion to UTC could leave what Python's datetime can hold.
+_SECONDS = "[0-5][0-9](?:\\.[0-9]{1,6})?"
+DATE_TIME = f"(?:19|2[0-9])[0-9]{{2}}-{_MONTH}-{_DAY}T{_TIME}:{_SECONDS}{_OFFSET}"
+
+
+def year_pattern(first: int, last: int) -> str:
+    return "(?:" + "|".join(str(year) for year in range(first, last + 1)) + ")"
+
+
+def moment_pattern(first_year: int, last_year: int) -> str:
+    """An ISO date, or a date-time with or without seconds and offset (naive: the SLA timezone).
+    With seconds, the offset's `+` may arrive as a space (a query string nobody encoded)."""
+    date = f"{year_pattern(first_year, last_year)}-{_MONTH}-{_DAY}"
+    with_seconds = f":{_SECONDS}(?:Z|[+\\- ]{_OFFSET_TIME})?"
+    return f"{date}(?:T{_TIME}(?:{with_seconds}|{_OFFSET}?))?"
+
+
+# -- fields that hold JSON to the schema ------------------------------------------------------
+
+
+class JsonField:
+    """A field that checks a value exactly as `json_schema()` describes it."""
+
+    def json_schema(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class JsonString(JsonField, serializers.Field):
+    """A JSON string (DRF's CharField also takes numbers) that matches `pattern` in full, with
+    no NUL and no lone surrogate, `min_length` to `max_length` characters as sent (not stripped).
+    `message` explains a mismatch of the pattern. Not a CharField: drf-spectacular would add
+    minLength or a oneOf for blanks to the schema, where the pattern already says it all."""
+
+    default_error_messages = {
+        "invalid": "Not a valid string.",
+        "blank": "This field may not be blank.",
+        "nul": "Null characters are not allowed.",
+        "surrogate": "Lone surrogate characters are not allowed.",
+        "max_length": "Ensure this field has no more than {max_length} characters.",
+        "min_length": "Ensure this field has at least {min_length} characters.",
+    }
+
+    def __init__(
+        self,
+        *,
+        pattern: str = TEXT,
+        message: str | Callable[[str], list[str]] | None = None,
+        max_length: int | None = None,
+        min_length: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.pattern = pattern
+        self.regex = re.compile(pattern)
+        self.message = message
+        self.max_length = max_length
+        self.min_length = min_length
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        if "\x00" in data:
+            self.fail("nul")
+        if any("\ud800" <= char <= "\udfff" for char in data):
+            self.fail("surrogate")
+        if not self.regex.fullmatch(data):
+            if callable(self.message):
+                raise serializers.ValidationError(self.message(data) or ["Not a valid value."])
+            if self.message:
+                raise serializers.ValidationError(self.message)
+            if self.pattern == NON_BLANK:
+                self.fail("blank")
+            raise serializers.ValidationError(f"{data!r} does not have the expected form.")
+        if self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        if self.min_length is not None and len(data) < self.min_length:
+            self.fail("min_length", min_length=self.min_length)
+        return data
+
+    def to_representation(self, value: Any) -> str:
+        return str(value)
+
+    def json_schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "string", "pattern": f"^(?:{self.pattern})$"}
+        if self.min_length is not None:
+            schema["minLength"] = self.min_length
+        if self.max_length is not None:
+            schema["maxLength"] = self.max_length
+        return schema
+
+
+class JsonChoice(JsonField, serializers.ChoiceField):
+    """One of `choices` (their values), as a JSON string. `allow_blank`: "" means the default."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("invalid_choice", input=data)
+        return super().to_internal_value(data)
+
+    def json_schema(self) -> dict[str, Any]:
+        values: list[Any] = [value for value in self.choices if value != ""]
+        if self.allow_blank:
+            values.append("")
+        if self.allow_null:
+            values.append(None)  # OpenAPI 3.0 wants null among the values of a nullable enum
+        # The id drf-spectacular gives a ChoiceField of the same choices, so that its enum hook
+        # names one choice set once (KindEnum, AccessEnum, ...) however many fields use it.
+        enum_id = list_hash([(k, v) for k, v in self.choices.items() if k not in ("", None)])
+        return {"type": "string", "enum": values, "x-spec-enum-id": enum_id}
+
+
+class JsonInteger(JsonField, serializers.IntegerField):
+    """A JSON integer: not a string of digits, not a boolean, not a number with a fraction."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+    def json_schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "integer"}
+        if self.min_value is not None:
+            schema["minimum"] = self.min_value
+        if self.max_value is not None:
+            schema["maximum"] = self.max_value
+        return schema
+
+
+DATE_TIME_MESSAGE = "Give a date-time with an offset, such as 2026-03-31T09:00:00-07:00."
+
+
+class JsonDateTime(JsonField, serializers.DateTimeField):
+    """An RFC 3339 date-time with an offset (`DATE_TIME`), as a JSON string."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        if not isinstance(value, str) or not re.fullmatch(DATE_TIME, value):
+            raise serializers.ValidationError(DATE_TIME_MESSAGE)
+        try:
+            return super().to_internal_value(value)
+        except (serializers.ValidationError, OverflowError):
+            raise serializers.ValidationError(DATE_TIME_MESSAGE) from None
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", "format": "date-time", "pattern": f"^(?:{DATE_TIME})$"}
+
+
+class JsonList(JsonField, serializers.ListField):
+    """A JSON array of `child` values."""
+
+    def json_schema(self) -> dict[str, Any]:
+        assert isinstance(self.child, JsonField)
+        return {"type": "array", "items": self.child.json_schema()}
+
+
+class QueryBoolean(JsonField, serializers.Field):
+    """A boolean query parameter: true or false (1/0 and yes/no are read too), any case."""
+
+    WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, str) or data.lower() not in self.WORDS:
+            raise serializers.ValidationError("Use true or false.")
+        return self.WORDS[data.lower()]
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "boolean"}
+
+
+class JsonFieldExtension(OpenApiSerializerFieldExtension):
+    """The schema of a `Json*` field is the one it validates against."""
+
+    target_class = JsonField
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
+        assert isinstance(self.target, JsonField)
+        return self.target.json_schema()
+
+
+def check_json(serializer_class: type[serializers.Serializer], data: object) -> dict[str, Any]:
+    """`data` (a JSON object, or query parameters) held to the schema of `serializer_class`;
+    raises its ValidationError."""
+    if isinstance(data, QueryDict):
+        # A plain dict of the last values: DRF would read "" in a QueryDict as "not given".
+        data = data.dict()
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+# -- the one error body -------------------------------------------------------------------------
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error: `detail` says what went wrong; each other key names a field (or
+    `non_field_errors`, the whole body) and lists why it was refused."""
+
+    detail = serializers.CharField()
+
+
+class ErrorSerializerExtension(OpenApiSerializerExtension):
+    target_class = ErrorSerializer
+
+    def get_name(self, auto_schema: AutoSchema, direction: str) -> str:
+        return "Error"
+
+    def map_serializer(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "description": ErrorSerializer.__doc__,
+            "properties": {"detail": {"type": "string"}},
+            "required": ["detail"],
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        }
+
+
+def error_messages(detail: Any) -> dict[str, list[str]]:
+    """DRF's error detail (a dict by field, a list, nested for list items) as field -> list of
+    messages; an item of a list is named in its message ("item 2: ...")."""
+    if isinstance(detail, Mapping):
+        return {str(key): list(_flat(value)) for key, value in detail.items()}
+    return {"non_field_errors": list(_flat(detail))}
+
+
+def _flat(value: Any, prefix: str = "") -> Iterator[str]:
+    if isinstance(value, Mapping):
+        for key, inner in value.items():
+            name = f"item {key + 1}" if isinstance(key, int) else str(key)
+            yield from _flat(inner, f"{prefix}{name}: ")
+    elif isinstance(value, list | tuple):
+        for inner in value:
+            yield from _flat(inner, prefix)
+    else:
+        yield f"{prefix}{value}"
+
+
+# -- request bodies made from the forms ---------------------------------------------------------
+
+# Where a form's help text speaks of the page (lines, text boxes), what the API says instead.
+API_HELP = {
+    "instance": "The instance's slug; for `create` the new slug.",
+    "customer": "Taken from the instance when left out (not for `create`).",
+    "allowed_ip_ranges": "CIDR ranges (host bits zero); required for `ip_allowlist` access.",
+    "machine_type": "Recommended from users and repositories when left out.",
+    "zone": "A GCP zone; us-central1-f when left out.",
+    "release_published_at": "When the release came out, not in the future; the 7-day clock "
+    "counts from it (left out: now).",
+    "due_at": "The target date of `set_target`, in the future.",
+    "confirm": "Teardown: the slug again.",
+}
+
+# Create has no instance to take the customer from (BaseRequestForm.clean): it must be given.
+_CUSTOMER_REQUIRED = (CreateRequestForm,)
+
+
+def choices_of(field: forms.Field) -> list[tuple[str, str]]:
+    """A form's choice field's (value, label) pairs, without the blank one."""
+    assert isinstance(field, forms.ChoiceField), field
+    pairs = cast(Iterable[tuple[Any, Any]], field.choices)
+    return [(str(value), str(label)) for value, label in pairs if value != ""]
+
+
+def max_length_of(field: forms.Field) -> int | None:
+    assert isinstance(field, forms.CharField), field
+    return field.max_length
+
+
+def _slug_lengths(prefix: str) -> tuple[int, int]:
+    """The slug lengths validation.slug_errors accepts with `prefix` (GCP's project id limits)."""
+    fine = [n for n in range(1, 64) if not validation.slug_errors("a" * n, prefix)]
+    return (min(fine), max(fine)) if fine else (1, 0)
+
+
+def _slug_errors(value: str) -> list[str]:
+    return validation.slug_errors(value, settings.INSTANCE_PROJECT_PREFIX)
+
+
+def _json_field(form_class: type[forms.Form], name: str, field: forms.Field) -> serializers.Field:
+    """The strict JSON field for one field of a form."""
+    required = field.required
+    if name == "customer" and issubclass(form_class, _CUSTOMER_REQUIRED):
+        required = True
+    common: dict[str, Any] = {"required": required, "allow_null": not required}
+    help_text = API_HELP.get(name, field.help_text)
+    if help_text:
+        common["help_text"] = str(help_text)
+    if isinstance(field, forms.MultipleChoiceField):
+        return JsonList(child=JsonChoice(choices_of(field)), **common)
+    if isinstance(field, forms.ChoiceField):
+        return JsonChoice(choices_of(field), allow_blank=not required, **common)
+    if isinstance(field, ListField):
+        if name == "allowed_ip_ranges":  # CreateRequestForm.clean: validation.cidr_errors
+            item = JsonString(pattern=CIDR, message=lambda v: validation.cidr_errors([v]))
+        else:
+            item = JsonString(pattern=NON_BLANK)  # ListField drops blank items
+        return JsonList(child=item, **common)
+    if isinstance(field, forms.IntegerField):
+        low, high = field.min_value, field.max_value
+        return JsonInteger(
+            min_value=low() if callable(low) else low,
+            max_value=high() if callable(high) else high,
+            **common,
+        )
+    if isinstance(field, forms.DateTimeField):
+        return JsonDateTime(**common)
+    assert isinstance(field, forms.CharField), (name, field)
+    text: dict[str, Any] = {"max_length": field.max_length, "min_length": field.min_length}
+    pattern = NON_BLANK if required else TEXT
+    message: str | Callable[[str], list[str]] | None = None
+    if name == "instance" and issubclass(form_class, CreateRequestForm):
+        # CreateRequestForm.clean_instance: a new slug, as typed, that makes a GCP project id.
+        low, high = _slug_lengths(settings.INSTANCE_PROJECT_PREFIX)
+        pattern, message = SLUG, _slug_errors
+        text = {"min_length": low, "max_length": min(high, field.max_length or high)}
+    elif name == "zone":  # CreateRequestForm.clean_zone; empty: the default zone
+        pattern, message = f"(?:{ZONE})?", "Give a GCP zone such as us-central1-f."
+    elif name == "target_version":  # CreateRequestForm.clean_target_version, UpgradeRequestForm
+        pattern = VERSION if required else f"(?:{VERSION})?"
+        message = "Give a version such as 5.3.1."
+    return JsonString(pattern=pattern, message=message, **text, **common)
+
+
+def form_serializer(
+    form_class: type[forms.Form], name: str, extra: Mapping[str, serializers.Field] | None = None
+) -> type[serializers.Serializer]:
+    """A serializer of strict JSON fields made from `form_class`'s fields (and `extra` first)."""
+    fields: dict[str, Any] = dict(extra or {})
+    for field_name, field in form_class.base_fields.items():
+        fields[field_name] = _json_field(form_class, field_name, field)
+    fields["__doc__"] = (form_class.__doc__ or "").strip() or None
+    fields["__module__"] = __name__
+    return type(name, (serializers.Serializer,), fields)
+
+
+def filing_serializer(form_class: type[BaseRequestForm]) -> type[serializers.Serializer]:
+    assert form_class.kind is not None
+    kind = str(form_class.kind)  # Kind is a str enum: its plain value
+    title = "".join(part.title() for part in kind.split("_"))
+    discriminator = JsonChoice([kind], help_text=str(Kind(kind).label))
+    return form_serializer(form_class, f"New{title}Request", {"kind": discriminator})
+
+
+# The body of POST /api/v1/requests/ for each kind (a oneOf by `kind` in the schema).
+FILING_SERIALIZERS: dict[str, type[serializers.Serializer]] = {
+    str(kind): filing_serializer(form_class)
+    for kind, form_class in FORMS.items()
+    if kind is not None
+}
+ActionBodySerializer = form_serializer(ActionForm, "ActionBody")
+NewCommentSerializer = form_serializer(CommentForm, "NewComment")
+
+
+class RequestFiltersSerializer(serializers.Serializer):
+    """The filters of GET /api/v1/requests/."""
+
+    state = JsonChoice(State.choices, required=False)
+    kind = JsonChoice(Kind.choices, required=False)
+    instance = JsonString(required=False, help_text="instance slug")
+    external_id = JsonString(required=False)
+    breached = QueryBoolean(required=False)
+    at_risk = QueryBoolean(required=False)
+
+
+# -- what the API answers -----------------------------------------------------------------------
+
+TIMER_STATUSES = ["pending", "running", "paused", "met", "breached", "cancelled"]
+
+
+class TimerSerializer(serializers.Serializer):
+    """One SLA clock (docs/sla.md)."""
+
+    started_at = serializers.DateTimeField(allow_null=True)
+    due_at = serializers.DateTimeField(allow_null=True)
+    stopped_at = serializers.DateTimeField(allow_null=True)
+    paused = serializers.BooleanField()
+    elapsed_seconds = serializers.IntegerField()
+    remaining_seconds = serializers.IntegerField(allow_null=True)
+    status = serializers.ChoiceField(TIMER_STATUSES)
+    at_risk = serializers.BooleanField()
+
+
+class SlaSerializer(serializers.Serializer):
+    """The request's clocks; null where its kind has no such target."""
+
+    response = TimerSerializer(allow_null=True)
+    resolution = TimerSerializer(allow_null=True)
+
+
+class EventSerializer(serializers.ModelSerializer):
+    by: "serializers.SlugRelatedField[Any]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+
+    class Meta:
+        model = Event
+        fields = ["at", "by", "action", "from_state", "to_state", "comment"]
+        read_only_fields = fields
+
+
+class StepSerializer(serializers.Serializer):
+    """One step of a run (provisioning/outcomes.py)."""
+
+    name = serializers.CharField(required=False)
+    # A field named `label` shadows Field.label only for the type checker: DRF takes declared
+    # fields out of the class.
+    label = serializers.CharField(required=False)  # type: ignore[assignment]
+    status = serializers.CharField(required=False)
+    started_at = serializers.CharField(required=False, allow_null=True)
+    finished_at = serializers.CharField(required=False, allow_null=True)
+
+
+class PlanSummarySerializer(serializers.Serializer):
+    """Resources the plan adds, changes and destroys; empty until the run is planned."""
+
+    add = serializers.IntegerField(required=False)
+    change = serializers.IntegerField(required=False)
+    destroy = serializers.IntegerField(required=False)
+
+
+# The run's JSON columns go out as stored; these only tell the schema their shape.
+@extend_schema_field(PlanSummarySerializer)
+class PlanSummaryField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field(StepSerializer(many=True))
+class StepsField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field({"type": "object", "additionalProperties": {}})
+class ObjectField(serializers.JSONField):
+    pass
+
+
+class RunSerializer(serializers.ModelSerializer):
+    log_tail = serializers.SerializerMethodField()
+    plan_summary = PlanSummaryField(read_only=True)
+    steps = StepsField(read_only=True)
+    outputs = ObjectField(read_only=True)
+
+    class Meta:
+        model = Run
+        fields = [
+            "id",
+            "kind",
+            "state",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "heartbeat_at",
+            "plan_summary",
+            "plan_text",
+            "steps",
+            "error",
+            "error_code",
+            "workaround",
+            "outputs",
+            "log_tail",
+        ]
+        read_only_fields = fields
+
+    def get_log_tail(self, obj: Run) -> str:
+        return obj.log[-4000:]
+
+
+class RequestSerializer(serializers.ModelSerializer):
+    instance = serializers.CharField(source="instance_slug", read_only=True)
+    requested_by: "serializers.SlugRelatedField[Any]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    assignee: "serializers.SlugRelatedField[Any]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    non_standard_reasons = serializers.ListField(child=serializers.CharField(), read_only=True)
+    # Blank but for create (read_only_fields would drop the blank choice from the schema).
+    access = serializers.ChoiceField(Access.choices, allow_blank=True, read_only=True)
+    allowed_ip_ranges = serializers.ListField(child=serializers.CharField(), read_only=True)
+    due_at = serializers.DateTimeField(source="target_due_at", read_only=True, allow_null=True)
+    sla = serializers.SerializerMethodField()
+    events = EventSerializer(many=True, read_only=True)
+    runs = serializers.SerializerMethodField()
+    allowed_actions = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Request
+        fields = [
+            "id",
+            "kind",
+            "state",
+            "customer",
+            "instance",
+            "requested_by",
+            "assignee",
+            "standard",
+            "non_standard_reasons",
+            "external_id",
+            "created_at",
+            "updated_at",
+            "justification",
+            "machine_type",
+            "zone",
+            "access",
+            "allowed_ip_ranges",
+            "users",
+            "repositories",
+            "target_version",
+            "release_published_at",
+            "due_at",
+            "sla",
+            "events",
+            "runs",
+            "allowed_actions",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(SlaSerializer)
+    def get_sla(self, obj: Request) -> dict[str, Any]:
+        return sla_json(obj)
+
+    @extend_schema_field(RunSerializer(many=True))
+    def get_runs(self, obj: Request) -> list[Any]:
+        found = self.context.get("runs")
+        items = found.get(obj.pk, []) if found is not None else runs.runs_for(obj.pk)
+        # many=True makes a ListSerializer, whose data is a list; the stubs type it as one row.
+        return RunSerializer(items, many=True).data  # type: ignore[return-value]
+
+    @extend_schema_field(
+        serializers.ListField(
+            child=serializers.ChoiceField(list(RULES)),
+            allow_null=True,
+            help_text="What the caller may do now; null in lists (it costs queries per row).",
+        )
+    )
+    def get_allowed_actions(self, obj: Request) -> list[str] | None:
+        # Only on one request: working it out costs queries per request.
+        if not self.context.get("detail"):
+            return None
+        return workflow.allowed_actions(self.context["request"].user, obj)
+
+
+class DriftSerializer(serializers.Serializer):
+    """What the last verification found that disagrees with the portal's record."""
+
+    found_at = serializers.DateTimeField()
+    problems = serializers.ListField(child=serializers.CharField())
+    compute = serializers.DictField(required=False, help_text="What Compute showed.")
+    plan = serializers.DictField(
+        required=False, help_text="What a terraform plan of the recorded settings would change."
+    )
+
+
+class InstanceSerializer(serializers.ModelSerializer):
+    allowed_ip_ranges = serializers.ListField(child=serializers.CharField(), read_only=True)
+    drift = DriftSerializer(
+        read_only=True,
+        allow_null=True,
+        help_text="null when the last verification agreed with this record.",
+    )
+
+    class Meta:
+        model = Instance
+        fields = [
+            "slug",
+            "customer",
+            "status",
+            "gcp_project",
+            "zone",
+            "machine_type",
+            "version",
+            "access",
+            "allowed_ip_ranges",
+            "executors_enabled",
+            "url",
+            "users",
+            "repositories",
+            "created_at",
+            "drift",
+            "verified_at",
+        ]
+        read_only_fields = fields
