@@ -6,9 +6,10 @@ Definitions (the dashboard prints them too):
 - Period. A request belongs to the period [since, until) when its SLA clock started within it:
   `resolution_started_at`, the moment it entered `queued` (for an upgrade: the release, see
   docs/sla.md). Requests that never reached the queue have no clock and no place here.
-- Met and breached. A timer is *met* when it stopped no later than its stored due instant;
-  *breached* when it stopped later, runs past its due instant, or was paused after it (the rules
-  of the API's `breached=true` filter). Running, paused and cancelled timers are undecided.
+- Met and breached. A timer's status is the one rule of requests_app/sla/status.py, read from
+  the instants stored on the row: *met* when it stopped no later than its breach instant;
+  *breached* when it stopped later, runs past it, or was paused after it (so the API's JSON and
+  its `breached=true` filter say the same). Running, paused and cancelled timers are undecided.
   `met %` = met / (met + breached) over the period's timers; null while none is decided.
 - Response time: `response_stopped_at - response_started_at` in real seconds, over the period's
   stopped response timers.
@@ -45,15 +46,15 @@ from django.utils.dateparse import parse_date, parse_datetime
 from portal import roles
 from requests_app.models import Kind, Request, RequestQuerySet
 from requests_app.sla import calendar as sla_calendar
+from requests_app.sla import status
 from requests_app.sla.calendar import WorkingCalendar
 from requests_app.sla.policies import TIMERS, get_calendar
+from requests_app.sla.status import AT_RISK, BREACHED, MET
 
 DAY_SECONDS = 86400
 DEFAULT_DAYS = 90
 FIRST_DAY = date(sla_calendar.FIRST_YEAR, 1, 2)
 LAST_DAY = date(sla_calendar.LAST_YEAR, 12, 1)
-MET, BREACHED, AT_RISK = "met", "breached", "at_risk"
-RUNNING, PAUSED, CANCELLED = "running", "paused", "cancelled"
 
 
 def sla_zone() -> ZoneInfo:
@@ -163,36 +164,27 @@ class PeriodForm(forms.Form):
 
 
 def response_status(row: Mapping[str, Any], now: datetime) -> str | None:
-    if row["response_started_at"] is None:
-        return None
-    due, stopped = row["response_due_at"], row["response_stopped_at"]
-    if stopped is not None:
-        return MET if due is None or stopped <= due else BREACHED
-    if row["ended_at"] is not None:
-        return CANCELLED
-    if due is not None and due < now:
-        return BREACHED
-    if row["response_warn_at"] is not None and row["response_warn_at"] <= now:
-        return AT_RISK
-    return RUNNING
+    return status.decide(
+        row["response_started_at"],
+        row["response_stopped_at"],
+        None,
+        row["response_breach_at"],
+        row["response_warn_at"],
+        row["ended_at"],
+        now,
+    )
 
 
 def resolution_status(row: Mapping[str, Any], now: datetime) -> str | None:
-    if row["resolution_started_at"] is None:
-        return None
-    due, stopped = row["resolution_due_at"], row["resolution_stopped_at"]
-    if stopped is not None:
-        return MET if due is None or stopped <= due else BREACHED
-    if row["ended_at"] is not None:
-        return CANCELLED
-    paused_at = row["resolution_paused_at"]
-    if paused_at is not None:
-        return BREACHED if due is not None and due < paused_at else PAUSED
-    if due is not None and due < now:
-        return BREACHED
-    if row["resolution_warn_at"] is not None and row["resolution_warn_at"] <= now:
-        return AT_RISK
-    return RUNNING
+    return status.decide(
+        row["resolution_started_at"],
+        row["resolution_stopped_at"],
+        row["resolution_paused_at"],
+        row["resolution_breach_at"],
+        row["resolution_warn_at"],
+        row["ended_at"],
+        now,
+    )
 
 
 def resolution_working_days(row: Mapping[str, Any], calendar: WorkingCalendar) -> float | None:
@@ -364,7 +356,11 @@ ROW_FIELDS = [
     "instance_slug",
     "assignee_id",
     "created_at",
-    *[f"{which}_{name}" for which in TIMERS for name in ("started_at", "due_at", "warn_at")],
+    *[
+        f"{which}_{name}"
+        for which in TIMERS
+        for name in ("started_at", "due_at", "warn_at", "breach_at")
+    ],
     "response_stopped_at",
     "resolution_stopped_at",
     "resolution_pauses",
@@ -526,7 +522,7 @@ def _rows_cte(
 
     `OFFSET 0` keeps PostgreSQL from folding the subqueries into their callers, which would
     compute the time zone conversions and the statuses once per use instead of once per row."""
-    table = Request._meta.db_table
+    table = connection.ops.quote_name(Request._meta.db_table)
     first = max(period.first_day - timedelta(days=1), FIRST_DAY)
     # Clocks stop in the past: the arrays run from the period's start to a week after now (an
     # instant beyond them, which only future-dated data could hold, would read as NULL).
@@ -572,6 +568,7 @@ def _rows_cte(
     q AS (
         SELECT q.id, q.kind, q.state, q.customer, q.instance_slug, q.assignee_id, q.created_at,
             q.response_started_at, q.response_due_at, q.response_warn_at, q.response_stopped_at,
+            q.response_breach_at, q.resolution_breach_at,
             q.resolution_started_at, q.resolution_due_at, q.resolution_warn_at,
             q.resolution_stopped_at, q.resolution_paused_at, q.resolution_pauses, q.ended_at,
             {_day(start)} AS start_day, {_day(stop)} AS stop_day
@@ -585,25 +582,25 @@ def _rows_cte(
             CASE
                 WHEN q.response_started_at IS NULL THEN NULL
                 WHEN q.response_stopped_at IS NOT NULL THEN
-                    CASE WHEN q.response_due_at IS NULL
-                           OR q.response_stopped_at <= q.response_due_at
+                    CASE WHEN q.response_breach_at IS NULL
+                           OR q.response_stopped_at <= q.response_breach_at
                          THEN 'met' ELSE 'breached' END
                 WHEN q.ended_at IS NOT NULL THEN 'cancelled'
-                WHEN q.response_due_at < %(now)s THEN 'breached'
+                WHEN q.response_breach_at < %(now)s THEN 'breached'
                 WHEN q.response_warn_at <= %(now)s THEN 'at_risk'
                 ELSE 'running'
             END AS response_status,
             CASE
                 WHEN q.resolution_started_at IS NULL THEN NULL
                 WHEN q.resolution_stopped_at IS NOT NULL THEN
-                    CASE WHEN q.resolution_due_at IS NULL
-                           OR q.resolution_stopped_at <= q.resolution_due_at
+                    CASE WHEN q.resolution_breach_at IS NULL
+                           OR q.resolution_stopped_at <= q.resolution_breach_at
                          THEN 'met' ELSE 'breached' END
                 WHEN q.ended_at IS NOT NULL THEN 'cancelled'
                 WHEN q.resolution_paused_at IS NOT NULL THEN
-                    CASE WHEN q.resolution_due_at < q.resolution_paused_at
+                    CASE WHEN q.resolution_breach_at < q.resolution_paused_at
                          THEN 'breached' ELSE 'paused' END
-                WHEN q.resolution_due_at < %(now)s THEN 'breached'
+                WHEN q.resolution_breach_at < %(now)s THEN 'breached'
                 WHEN q.resolution_warn_at <= %(now)s THEN 'at_risk'
                 ELSE 'running'
             END AS resolution_status,

@@ -152,7 +152,8 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+# TIME_ZONE follows SLA_TIMEZONE (set below): date-times typed without an offset (forms, the
+# API, the importer) are read in it, and pages show times in it.
 USE_I18N = False
 USE_TZ = True
 
@@ -253,6 +254,7 @@ try:
     ZoneInfo(SLA_TIMEZONE)
 except (ZoneInfoNotFoundError, ValueError):
     raise ImproperlyConfigured(f"SLA_TIMEZONE={SLA_TIMEZONE!r} is not a known time zone") from None
+TIME_ZONE = SLA_TIMEZONE
 try:
     _country, _, _subdivision = SLA_HOLIDAYS.partition("-")
     if SLA_HOLIDAYS.lower() != "none":

@@ -299,7 +299,8 @@ class Apply(Phase):
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute(
-                    f'DROP SCHEMA IF EXISTS "{workspace.state_schema(self.instance)}" CASCADE'
+                    "DROP SCHEMA IF EXISTS "
+                    f"{connection.ops.quote_name(workspace.state_schema(self.instance))} CASCADE"
                 )
         self.step("cleanup", "done")
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -165,7 +166,8 @@ def parse_time(value: object, where: str) -> datetime:
     except ValueError:
         raise Rejected(where, f"{value!r} is not an ISO 8601 timestamp.") from None
     if timezone.is_naive(parsed):
-        raise Rejected(where, f"{value!r} has no UTC offset; give one (e.g. +00:00 or Z).")
+        # Typed without an offset: read in SLA_TIMEZONE, as the forms and the API read it.
+        return timezone.make_aware(parsed, ZoneInfo(settings.SLA_TIMEZONE))
     return parsed
 
 

@@ -108,18 +108,22 @@ class Request(models.Model):
     # feature: the due date DevOps agrees with set_target
     target_due_at = models.DateTimeField(null=True, blank=True)
 
-    # SLA timers (requests_app/sla.py keeps them): start, stop, and the stored due and 75%
-    # instants that the sweep looks up; None while paused or not started.
+    # SLA timers (requests_app/sla/timers.py keeps them): start, stop, and the stored due, 75%
+    # and breach instants that the sweep, the filters and the dashboards read; they count closed
+    # pauses only (while a pause is open they are those the timer had when it was paused).
     response_started_at = models.DateTimeField(null=True, blank=True)
     response_stopped_at = models.DateTimeField(null=True, blank=True)
     response_due_at = models.DateTimeField(null=True, blank=True)
     response_warn_at = models.DateTimeField(null=True, blank=True)
+    # After this instant the timer is breached (elapsed > target): every surface reads it.
+    response_breach_at = models.DateTimeField(null=True, blank=True)
     response_warned_at = models.DateTimeField(null=True, blank=True)
     response_breach_alerted_at = models.DateTimeField(null=True, blank=True)
     resolution_started_at = models.DateTimeField(null=True, blank=True)
     resolution_stopped_at = models.DateTimeField(null=True, blank=True)
     resolution_due_at = models.DateTimeField(null=True, blank=True)
     resolution_warn_at = models.DateTimeField(null=True, blank=True)
+    resolution_breach_at = models.DateTimeField(null=True, blank=True)
     resolution_warned_at = models.DateTimeField(null=True, blank=True)
     resolution_breach_alerted_at = models.DateTimeField(null=True, blank=True)
     # [[paused_at, resumed_at or null], ...] in ISO 8601; paused_at: the open pause's start.
@@ -154,7 +158,7 @@ class Request(models.Model):
         ]
         indexes = [
             models.Index(fields=["kind", "state"], name="request_kind_state"),
-            # The sweep's lookups: open timers whose 75% or due instant has passed and whose
+            # The sweep's lookups: open timers whose 75% or breach instant has passed and whose
             # notification has not been claimed. Partial, so they hold only what can still fire.
             *[
                 models.Index(
@@ -174,13 +178,22 @@ class Request(models.Model):
                     ),
                 )
                 for which in ("response", "resolution")
-                for moment, claim in (("warn", "warned_at"), ("due", "breach_alerted_at"))
+                for moment, claim in (("warn", "warned_at"), ("breach", "breach_alerted_at"))
             ],
             models.Index(
                 fields=["resolution_due_at"],
                 name="open_resolution_due",
                 condition=Q(ended_at__isnull=True),
             ),
+            # The breached=true / at_risk=true filters and the open counts of the dashboards.
+            *[
+                models.Index(
+                    fields=[f"{which}_breach_at"],
+                    name=f"open_{which}_breach",
+                    condition=Q(ended_at__isnull=True),
+                )
+                for which in ("response", "resolution")
+            ],
         ]
 
     def __str__(self) -> str:

@@ -105,10 +105,10 @@ _TIME = "(?:[01][0-9]|2[0-3]):[0-5][0-9]"
 # Offsets as far as the world's go (UTC-12 to UTC+14): PostgreSQL refuses those beyond 15:59.
 _OFFSET_TIME = "(?:0[0-9]|1[0-4]):[0-5][0-9]"
 _OFFSET = f"(?:Z|[+\\-]{_OFFSET_TIME})"
-# RFC 3339 with an offset (docs/api.md: date-times carry one), years 1900-2999: beyond them a
-# conversion to UTC could leave what Python's datetime can hold.
+# ISO 8601 date-time with seconds, years 1900-2999 (beyond them a conversion to UTC could leave
+# what Python's datetime can hold), and an offset; without one it is read in SLA_TIMEZONE.
 _SECONDS = "[0-5][0-9](?:\\.[0-9]{1,6})?"
-DATE_TIME = f"(?:19|2[0-9])[0-9]{{2}}-{_MONTH}-{_DAY}T{_TIME}:{_SECONDS}{_OFFSET}"
+DATE_TIME = f"(?:19|2[0-9])[0-9]{{2}}-{_MONTH}-{_DAY}T{_TIME}:{_SECONDS}{_OFFSET}?"
 
 
 def year_pattern(first: int, last: int) -> str:
@@ -234,11 +234,15 @@ class JsonInteger(JsonField, serializers.IntegerField):
         return schema
 
 
-DATE_TIME_MESSAGE = "Give a date-time with an offset, such as 2026-03-31T09:00:00-07:00."
+DATE_TIME_MESSAGE = (
+    "Give a date-time such as 2026-03-31T09:00:00-07:00 (without an offset it is read in the "
+    "SLA time zone)."
+)
 
 
 class JsonDateTime(JsonField, serializers.DateTimeField):
-    """An RFC 3339 date-time with an offset (`DATE_TIME`), as a JSON string."""
+    """An ISO 8601 date-time (`DATE_TIME`) as a JSON string; one without an offset is read in
+    SLA_TIMEZONE (Django's TIME_ZONE follows it)."""
 
     def to_internal_value(self, value: Any) -> Any:
         if not isinstance(value, str) or not re.fullmatch(DATE_TIME, value):
@@ -249,7 +253,9 @@ class JsonDateTime(JsonField, serializers.DateTimeField):
             raise serializers.ValidationError(DATE_TIME_MESSAGE) from None
 
     def json_schema(self) -> dict[str, Any]:
-        return {"type": "string", "format": "date-time", "pattern": f"^(?:{DATE_TIME})$"}
+        # Not "format: date-time": that is RFC 3339, which requires the offset this accepts
+        # without (read in the SLA time zone).
+        return {"type": "string", "pattern": f"^(?:{DATE_TIME})$"}
 
 
 class JsonList(JsonField, serializers.ListField):

@@ -128,6 +128,16 @@ class WorkingCalendar:
             raise ValueError("the target lies beyond the calendar's last year")
         return self._starts[i] + (amount - self._before[i])
 
+    def next_working(self, seconds: float) -> float:
+        """The first instant at or after t (epoch seconds) that is working time."""
+        self._check(seconds)
+        i = bisect_right(self._starts, seconds) - 1
+        if i >= 0 and seconds < self._ends[i]:
+            return seconds
+        if i + 1 >= len(self._starts):
+            raise ValueError("the instant lies beyond the calendar's last year")
+        return self._starts[i + 1]
+
 
 class _Clock:
     """W(t) and its inverse for one mode: identity for calendar time, the table for working."""
@@ -207,6 +217,33 @@ def due_epoch(
                 return None
             cursor = max(cursor, e)
     return clock.from_work(clock.to_work(cursor) + need)
+
+
+def breach_epoch(
+    mode: str,
+    due: float,
+    calendar: WorkingCalendar | None = None,
+    pauses: Sequence[Pause] = (),
+) -> float | None:
+    """The instant after which a clock that reached its target at `due` has run past it: the
+    first instant at or after `due` at which the clock runs again. For calendar time that is
+    `due` itself (unless a pause holds the clock); for working time, the start of the next
+    working stretch: a target used up at Saturday 00:00 is exceeded from Monday 00:00. A timer
+    is breached at t exactly when t > breach (elapsed > target). None: held by an open pause."""
+    spans = _spans(due, pauses)
+    t = due
+    for _ in range(len(spans) + 2):
+        if mode == WORKING:
+            if calendar is None:
+                raise ValueError("a working-time clock needs a calendar")
+            t = calendar.next_working(t)
+        holding = next(((b, e) for b, e in spans if b <= t and (e is None or t < e)), None)
+        if holding is None:
+            return t
+        if holding[1] is None:
+            return None
+        t = holding[1]
+    return t
 
 
 def due_instant(

@@ -1,8 +1,16 @@
-"""What a timer's status is: the JSON of one timer, and the same facts as SQL filters.
+"""What a timer's status is: the one rule, in Python (`decide`) and in SQL (`breached_q`,
+`at_risk_q`, and the dashboards' statement, which spells the same CASE), all reading the
+instants stored on the request row by sla/timers.py.
 
-A timer is `pending`, `running`, `paused`, `met`, `breached` or `cancelled`, and `at_risk` once
-75% of its target is used while it runs. The list filters `breached=true` / `at_risk=true` ask
-the same questions of the stored columns.
+A timer is `pending` (not started), `running`, `paused`, `met` (stopped with elapsed <= target),
+`breached` (elapsed > target: the clock ran past `*_breach_at`, whether it is still running, was
+paused or stopped after it) or `cancelled` (the request ended before the clock stopped), and
+`at_risk` while it runs, not breached, with 75% of its target used (past `*_warn_at`).
+
+`*_breach_at` is the instant after which elapsed time exceeds the target: the due instant for
+calendar time, but for working days the start of the next working stretch (a target used up at
+Saturday 00:00 is exceeded from Monday 00:00). So a request done that Saturday is met, and the
+breach alert goes out on Monday, on every surface alike.
 """
 
 from datetime import datetime
@@ -11,11 +19,11 @@ from typing import Any, TypeVar
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from requests_app.models import Request, State
+from requests_app.models import Request
 from requests_app.sla import calendar as sla_calendar
 from requests_app.sla.policies import (
-    AT_RISK_FRACTION,
     RESOLUTION,
+    RESPONSE,
     TIMERS,
     Policies,
     load,
@@ -24,6 +32,50 @@ from requests_app.sla.policies import (
 from requests_app.sla.timers import pauses_of
 
 QS = TypeVar("QS", bound=QuerySet[Request])
+
+
+PENDING, RUNNING, PAUSED, AT_RISK = "pending", "running", "paused", "at_risk"
+MET, BREACHED, CANCELLED = "met", "breached", "cancelled"
+
+
+def decide(
+    started: datetime | None,
+    stopped: datetime | None,
+    paused_at: datetime | None,
+    breach_at: datetime | None,
+    warn_at: datetime | None,
+    ended: datetime | None,
+    now: datetime,
+) -> str | None:
+    """The status of one timer from what its request row stores: None when its clock never
+    started, else met, breached, cancelled, paused, at_risk or running. The one rule: the SQL
+    of `breached_q`, `at_risk_q` and the dashboards says the same."""
+    if started is None:
+        return None
+    if stopped is not None:
+        return BREACHED if breach_at is not None and stopped > breach_at else MET
+    if ended is not None:
+        return CANCELLED
+    if paused_at is not None:
+        return BREACHED if breach_at is not None and paused_at > breach_at else PAUSED
+    if breach_at is not None and now > breach_at:
+        return BREACHED
+    if warn_at is not None and warn_at <= now:
+        return AT_RISK
+    return RUNNING
+
+
+def timer_status(request: Request, which: str, now: datetime) -> str | None:
+    """`decide` for one timer of a request (its resolution may be paused; its response not)."""
+    return decide(
+        getattr(request, f"{which}_started_at"),
+        getattr(request, f"{which}_stopped_at"),
+        request.resolution_paused_at if which == RESOLUTION else None,
+        getattr(request, f"{which}_breach_at"),
+        getattr(request, f"{which}_warn_at"),
+        request.ended_at,
+        now,
+    )
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -47,7 +99,7 @@ def timer_json(
     stopped = getattr(request, f"{which}_stopped_at")
     pauses = pauses_of(request) if which == RESOLUTION else []
     paused = bool(pauses and pauses[-1][1] is None and stopped is None)
-    cancelled = request.state in (State.REJECTED, State.CANCELLED) and stopped is None
+    cancelled = request.ended_at is not None and stopped is None
     if started is None:
         return {
             "started_at": None,
@@ -68,22 +120,9 @@ def timer_json(
         remaining = target.seconds - elapsed
         if not paused:
             due = sla_calendar.due_instant(target.mode, started, target.seconds, calendar, pauses)
-    breached = remaining is not None and remaining < 0
-    if cancelled:
-        status = "cancelled"
-    elif stopped is not None:
-        status = "breached" if breached else "met"
-    elif breached:
-        status = "breached"
-    elif paused:
-        status = "paused"
-    else:
-        status = "running"
-    at_risk = (
-        status == "running"
-        and target.seconds is not None
-        and elapsed >= AT_RISK_FRACTION * target.seconds
-    )
+    decided = timer_status(request, which, now)
+    at_risk = decided == AT_RISK
+    status = RUNNING if at_risk else decided
     return {
         "started_at": _iso(started),
         "due_at": _iso(due),
@@ -101,39 +140,38 @@ def sla_json(request: Request, now: datetime | None = None) -> dict[str, Any]:
     return {which: timer_json(request, which, now, calendar, policies) for which in TIMERS}
 
 
+def _breached_q(which: str, now: datetime) -> Q:
+    started = Q(**{f"{which}_started_at__isnull": False, f"{which}_breach_at__isnull": False})
+    stopped_late = Q(**{f"{which}_stopped_at__gt": F(f"{which}_breach_at")})
+    running = Q(**{f"{which}_stopped_at__isnull": True, "ended_at__isnull": True})
+    if which == RESOLUTION:
+        paused_late = Q(
+            resolution_paused_at__isnull=False,
+            resolution_paused_at__gt=F("resolution_breach_at"),
+        )
+        still_running = Q(resolution_paused_at__isnull=True, resolution_breach_at__lt=now)
+        return started & (stopped_late | (running & (paused_late | still_running)))
+    return started & (stopped_late | (running & Q(response_breach_at__lt=now)))
+
+
 def breached_q(now: datetime) -> Q:
-    """Requests with a timer past its target: running past due, paused after due, or stopped
-    late. Cancelled and rejected requests count as neither breached nor at risk."""
-    live = Q(ended_at__isnull=True)
-    response = (Q(response_stopped_at__isnull=True, response_due_at__lt=now) & live) | Q(
-        response_stopped_at__gt=F("response_due_at")
-    )
-    resolution = (
-        (
-            Q(resolution_stopped_at__isnull=True, resolution_paused_at__isnull=True)
-            & Q(resolution_due_at__lt=now)
-            & live
-        )
-        | (
-            Q(resolution_paused_at__isnull=False, resolution_due_at__lt=F("resolution_paused_at"))
-            & live
-        )
-        | Q(resolution_stopped_at__gt=F("resolution_due_at"))
-    )
-    return response | resolution
+    """Requests with a timer whose status is `breached` at `now` (see `decide`)."""
+    return _breached_q(RESPONSE, now) | _breached_q(RESOLUTION, now)
 
 
 def at_risk_q(now: datetime) -> Q:
-    """Running timers with at least 75% of the target used, not yet breached."""
+    """Requests with a timer whose JSON says `at_risk` at `now` (see `decide`)."""
     live = Q(ended_at__isnull=True)
     response = Q(
-        response_stopped_at__isnull=True, response_warn_at__lte=now, response_due_at__gte=now
+        response_stopped_at__isnull=True,
+        response_warn_at__lte=now,
+        response_breach_at__gte=now,
     )
     resolution = Q(
         resolution_stopped_at__isnull=True,
         resolution_paused_at__isnull=True,
         resolution_warn_at__lte=now,
-        resolution_due_at__gte=now,
+        resolution_breach_at__gte=now,
     )
     return live & (response | resolution)
 

@@ -1,7 +1,8 @@
-"""The SLA sweep (every minute, from portal/cron.py): find the timers that passed 75% or their
-due instant with indexed queries, and claim each alert with a conditional UPDATE so that two
-sweepers running at once never send twice. At-risk warnings of working-day timers wait for
-working hours; breach alerts go at once."""
+"""The SLA sweep (every minute, from portal/cron.py): find the timers that passed 75% of their
+target or their breach instant (sla/status.py: elapsed > target, so a working-day target used
+up at Saturday 00:00 breaches at Monday 00:00) with indexed queries, and claim each alert with a
+conditional UPDATE so that two sweepers running at once never send twice. At-risk warnings of
+working-day timers wait for working hours; breach alerts go at once."""
 
 import logging
 from datetime import datetime
@@ -18,9 +19,11 @@ log = logging.getLogger(__name__)
 BATCH = 1000
 
 
-def _due(which: str, moment: str, claim: str, now: datetime) -> QuerySet[Request]:
+def _due(
+    which: str, moment: str, claim: str, now: datetime, strictly: bool = False
+) -> QuerySet[Request]:
     conditions: dict[str, object] = {
-        f"{which}_{moment}_at__lte": now,
+        f"{which}_{moment}_at__{'lt' if strictly else 'lte'}": now,
         f"{which}_{claim}__isnull": True,
         f"{which}_stopped_at__isnull": True,
         "ended_at__isnull": True,
@@ -35,7 +38,7 @@ def _claim(ids: list[int], column: str, now: datetime) -> list[int]:
     The conditional UPDATE is the claim: of two sweepers, each row goes to exactly one."""
     if not ids:
         return []
-    table = Request._meta.db_table
+    table = connection.ops.quote_name(Request._meta.db_table)
     placeholders = ", ".join(["%s"] * len(ids))
     with connection.cursor() as cursor:
         cursor.execute(
@@ -59,7 +62,8 @@ def run(now: datetime | None = None) -> dict[str, int]:
     sent: dict[str, int] = {}
     for which in TIMERS:
         # Breaches first: a timer found past due is not warned about being at risk any more.
-        breached = _due(which, "due", "breach_alerted_at", now)
+        # Strictly after the breach instant: elapsed > target (sla/status.py's rule).
+        breached = _due(which, "breach", "breach_alerted_at", now, strictly=True)
         while ids := list(breached.values_list("pk", flat=True)[:BATCH]):
             with transaction.atomic():
                 claimed = _claim(ids, f"{which}_breach_alerted_at", now)
@@ -67,7 +71,7 @@ def run(now: datetime | None = None) -> dict[str, int]:
                 if claimed:
                     topic = f"{which}_breached"
                     sent[topic] = sent.get(topic, 0) + _alert(claimed, which, "breached", now)
-        warnings = _due(which, "warn", "warned_at", now).filter(**{f"{which}_due_at__gt": now})
+        warnings = _due(which, "warn", "warned_at", now).filter(**{f"{which}_breach_at__gte": now})
         if not calendar.is_working_time(now):
             warnings = warnings.exclude(kind__in=working_kinds(which))
         while ids := list(warnings.values_list("pk", flat=True)[:BATCH]):

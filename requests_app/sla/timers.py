@@ -100,20 +100,23 @@ def instants(
     closed_pauses: Sequence[sla_calendar.Pause],
     calendar: sla_calendar.WorkingCalendar,
     policies: Policies,
-) -> tuple[float | None, float | None]:
-    """(due, warn) in epoch seconds for one timer, counting closed pauses only; (None, None)
-    when it has not started or has no target. Used for one request and in bulk alike."""
+) -> tuple[float | None, float | None, float | None]:
+    """(due, warn, breach) in epoch seconds for one timer, counting closed pauses only: when
+    the target is used up, when 75% of it is, and the instant after which the timer is breached
+    (the clock runs again after `due`). All None when it has not started or has no target.
+    Used for one request and in bulk alike."""
     if started is None:
-        return None, None
+        return None, None, None
     found = target_seconds(kind, which, started, target_due_at, policies)
     if found is None:
-        return None, None
+        return None, None, None
     seconds, mode = found
     due = sla_calendar.due_epoch(mode, started, seconds, calendar, closed_pauses)
     warn = sla_calendar.due_epoch(
         mode, started, seconds * AT_RISK_FRACTION, calendar, closed_pauses
     )
-    return due, warn
+    breach = None if due is None else sla_calendar.breach_epoch(mode, due, calendar, closed_pauses)
+    return due, warn, breach
 
 
 def _epoch(value: datetime | None) -> float | None:
@@ -143,8 +146,14 @@ def recompute(
             else []
         )
         started = _epoch(getattr(request, f"{which}_started_at"))
-        due, warn = instants(request.kind, which, started, target_due, pauses, calendar, policies)
-        for field, epoch in ((f"{which}_due_at", due), (f"{which}_warn_at", warn)):
+        due, warn, breach = instants(
+            request.kind, which, started, target_due, pauses, calendar, policies
+        )
+        for field, epoch in (
+            (f"{which}_due_at", due),
+            (f"{which}_warn_at", warn),
+            (f"{which}_breach_at", breach),
+        ):
             value = _from_epoch(epoch)
             if getattr(request, field) != value:
                 setattr(request, field, value)
@@ -155,11 +164,11 @@ def recompute(
 TIMER_FIELDS = [
     f"{which}_{name}"
     for which in TIMERS
-    for name in ("started_at", "stopped_at", "due_at", "warn_at")
+    for name in ("started_at", "stopped_at", "due_at", "warn_at", "breach_at")
 ] + ["resolution_pauses", "resolution_paused_at", "ended_at"]
 
 
-BULK_COLUMNS = ["response_due_at", "response_warn_at", "resolution_due_at", "resolution_warn_at"]
+BULK_COLUMNS = [f"{which}_{moment}_at" for which in TIMERS for moment in ("due", "warn", "breach")]
 
 
 def recompute_open(batch_size: int = 5000) -> int:
@@ -191,7 +200,7 @@ def _recompute_open_postgresql(
     """The same on PostgreSQL, fast enough for 100,000 open requests: instants travel as epoch
     seconds (no datetime objects), and changed rows go back with one UPDATE ... FROM VALUES per
     batch instead of bulk_update's CASE expressions."""
-    table = Request._meta.db_table
+    table = connection.ops.quote_name(Request._meta.db_table)
     epoch = "EXTRACT(EPOCH FROM {})::float8"
     columns = [
         "response_started_at",
@@ -232,10 +241,8 @@ def _differs(new: float | None, old: float | None) -> bool:
 
 
 def _write_instants(table: str, updates: list[tuple[Any, ...]]) -> None:
-    values = ", ".join(
-        ["(%s::bigint, to_timestamp(%s), to_timestamp(%s), to_timestamp(%s), to_timestamp(%s))"]
-        * len(updates)
-    )
+    row = "(%s::bigint, " + ", ".join(["to_timestamp(%s)"] * len(BULK_COLUMNS)) + ")"
+    values = ", ".join([row] * len(updates))
     params = [value for row in updates for value in row]
     sets = ", ".join(f"{c} = v.{c}" for c in BULK_COLUMNS)
     with connection.cursor() as writer:

@@ -4,7 +4,8 @@ The small factory helpers at the top are shared with the permission and concurre
 
 import itertools
 import json
-from datetime import timedelta
+import re
+from datetime import datetime, timedelta
 
 import pytest
 import yaml
@@ -749,8 +750,10 @@ def test_history_records_every_step_in_order(users):
         assert event["comment"] == f"{who} does {action}"
     assert events[-1]["by"] == "sales" and events[-1]["comment"] == "Thanks!"
     times = [e["at"] for e in events]
-    assert times == sorted(times)
-    assert all("+" in t or t.endswith("Z") for t in times)
+    # ISO 8601 with an offset (SLA_TIMEZONE's), in the order they happened.
+    assert all(re.search(r"(Z|[+-]\d\d:\d\d)$", t) for t in times)
+    parsed = [datetime.fromisoformat(t) for t in times]
+    assert parsed == sorted(parsed)
 
 
 def test_pick_up_assigns_the_devops_engineer(users):
@@ -983,7 +986,6 @@ def test_json_bodies_are_held_to_the_schema(users, field, value):
 @pytest.mark.parametrize(
     "when",
     [
-        "2026-01-01T10:00:00",  # no offset
         "2026-01-01",
         "2026-01-01 10:00:00+00:00",
         "2026-01-01T10:00:00+22:00",  # PostgreSQL refuses offsets beyond 15:59
@@ -992,7 +994,7 @@ def test_json_bodies_are_held_to_the_schema(users, field, value):
         20260101,
     ],
 )
-def test_date_times_need_an_offset_and_a_sane_range(users, when):
+def test_date_times_need_a_time_and_a_sane_range(users, when):
     make_instance("stark", version="5.2.0")
     body = payload("upgrade", "stark", release_published_at=when)
     assert bad_filing(users["ce"], body)["release_published_at"]
@@ -1128,7 +1130,11 @@ def test_the_filing_body_is_one_object_per_kind_made_from_the_forms(users):
     assert props["allowed_ip_ranges"]["items"]["pattern"]
     upgrade = schemas["NewUpgradeRequest"]
     assert "target_version" in upgrade["required"]
-    assert upgrade["properties"]["release_published_at"]["format"] == "date-time"
+    # An ISO date-time; without an offset it is read in SLA_TIMEZONE (so not RFC 3339's format).
+    pattern = upgrade["properties"]["release_published_at"]["pattern"]
+    assert re.fullmatch(pattern, "2026-01-01T10:00:00-08:00")
+    assert re.fullmatch(pattern, "2026-01-01T10:00:00")
+    assert not re.fullmatch(pattern, "2026-01-01")
     assert "confirm" in schemas["NewTeardownRequest"]["required"]
     assert "justification" in schemas["NewFeatureRequest"]["required"]
     assert schemas["NewComment"]["properties"]["body"]["maxLength"] == 10_000
@@ -1153,3 +1159,17 @@ def test_the_shared_patterns_mean_what_the_server_checks():
     assert re.fullmatch(serializers.NON_BLANK, " a ") and not re.fullmatch(
         serializers.NON_BLANK, "\u3000"
     )
+
+
+def test_a_date_time_without_an_offset_is_read_in_the_sla_time_zone(users):
+    """A feature target typed in Los Angeles lands on Los Angeles' clock, not 8 h off."""
+    from zoneinfo import ZoneInfo
+
+    request = request_in_state(users, State.IN_PROGRESS, kind="feature")
+    when = (timezone.now() + timedelta(days=10)).astimezone(ZoneInfo("America/Los_Angeles"))
+    typed = when.replace(tzinfo=None, microsecond=0).isoformat()  # as a person types it
+    response = post_action(users["devops"], request.pk, "set_target", due_at=typed)
+    assert response.status_code == 200, response.json()
+    request.refresh_from_db()
+    assert request.target_due_at == when.replace(microsecond=0)
+    assert response.json()["due_at"].endswith(when.strftime("%z")[:3] + ":00")

@@ -396,11 +396,6 @@ BROKEN = {
         "events[2] (pick_up)",
         "earlier than the event before it",
     ),
-    "naive timestamp": (
-        bad([ev(at(2), "sales", "submit"), ev("2024-03-02T10:00:00", "lead", "approve")]),
-        "events[1] (approve)",
-        "has no UTC offset",
-    ),
     "bad timestamp": (
         bad([ev(at(2), "sales", "submit"), ev("yesterday", "lead", "approve")]),
         "events[1] (approve)",
@@ -596,3 +591,14 @@ def test_future_events_are_refused(tmp_path, users):
     _, err, _ = run_failing(write(tmp_path, [record]))
 
     assert "rejected BAD-1: events[0] (submit)" in err and "in the future" in err
+
+
+def test_a_timestamp_without_an_offset_is_read_in_the_sla_time_zone(tmp_path, users):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    record = good("NAIVE-1", "naive", 1)
+    record["events"][1]["at"] = "2024-03-01T02:00:00"  # typed in Los Angeles, no offset
+    run(write(tmp_path, [record]))
+    approved = Request.objects.get(external_id="NAIVE-1").events.get(action="approve")
+    assert approved.at == datetime(2024, 3, 1, 2, tzinfo=ZoneInfo("America/Los_Angeles"))

@@ -37,6 +37,11 @@ from rest_framework.authtoken.models import Token
 from requests_app.models import State
 from tests.requests_app.test_api import make_instance, request_in_state
 
+pytestmark = [
+    pytest.mark.clock,  # the seeded requests are filed and acted on now
+    pytest.mark.clock_real("schemathesis runs in a process of its own, on the real clock"),
+]
+
 CONFIG = """
 [generation]
 max-examples = 30

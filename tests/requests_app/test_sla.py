@@ -27,7 +27,8 @@ def la(*args):
 
 
 def iso(instant):
-    return instant.astimezone(ZoneInfo("UTC")).isoformat()
+    # The JSON shows instants in SLA_TIMEZONE (Los Angeles here), with the offset.
+    return instant.astimezone(LA).isoformat()
 
 
 @pytest.fixture(autouse=True)
