@@ -3,6 +3,7 @@ request, an import or the demo seed, so defaults (project id, URL) live in one p
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from provisioning.models import Instance, InstanceStatus, project_id_for, url_for
@@ -10,6 +11,10 @@ from provisioning.models import Instance, InstanceStatus, project_id_for, url_fo
 
 class InstanceExists(Exception):
     """A live instance already has this slug."""
+
+
+class InstanceInvalid(ValueError):
+    """The instance would break a naming rule (slug, project id, zone, version, machine type)."""
 
 
 def live(slug: str) -> Instance | None:
@@ -27,17 +32,25 @@ def ever_existed(slug: str) -> bool:
 
 
 def create(slug: str, customer: str, status: str, **fields: Any) -> Instance:
-    """A new live instance with its GCP project and URL; InstanceExists when `slug` is live."""
+    """A new live instance with its GCP project and URL; InstanceExists when `slug` is live,
+    InstanceInvalid (naming which fields) when it would break a naming rule."""
+    instance = Instance(
+        slug=slug,
+        customer=customer,
+        status=status,
+        gcp_project=project_id_for(slug),
+        url=url_for(slug),
+        **fields,
+    )
+    try:
+        instance.full_clean(validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        problems = "; ".join(f"{f}: {' '.join(m)}" for f, m in exc.message_dict.items())
+        raise InstanceInvalid(f"Instance {slug!r} would be invalid ({problems}).") from None
     try:
         with transaction.atomic():
-            return Instance.objects.create(
-                slug=slug,
-                customer=customer,
-                status=status,
-                gcp_project=project_id_for(slug),
-                url=url_for(slug),
-                **fields,
-            )
+            instance.save(force_insert=True)
+            return instance
     except IntegrityError:
         raise InstanceExists(f"An instance {slug!r} already exists.") from None
 

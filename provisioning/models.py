@@ -2,6 +2,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
@@ -33,6 +34,14 @@ MachineType = models.TextChoices(  # type: ignore[call-overload]
 )
 
 
+# Naming rules of GCP that an instance must keep wherever it comes from (forms, the importer,
+# fleet adoption, the admin): the database checks them too.
+SLUG_PATTERN = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
+PROJECT_ID_PATTERN = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"  # 6-30 characters
+VERSION_PATTERN = r"^[0-9]+\.[0-9]+\.[0-9]+$"  # stored without a leading v
+ZONE_PATTERN = r"^[a-z]+-[a-z]+[0-9]+-[a-z]$"
+
+
 class InstanceQuerySet(models.QuerySet["Instance"]):
     def live(self) -> "InstanceQuerySet":
         """Instances not torn down: a slug names at most one of them."""
@@ -42,17 +51,31 @@ class InstanceQuerySet(models.QuerySet["Instance"]):
 class Instance(models.Model):
     """One customer's managed instance: a GCP project with one VM running the product."""
 
-    slug = models.CharField(max_length=30)
+    slug = models.CharField(
+        max_length=28,
+        validators=[RegexValidator(SLUG_PATTERN, "Lowercase letters, digits and hyphens.")],
+    )
     customer = models.CharField(max_length=200)
     status = models.CharField(
         max_length=20, choices=InstanceStatus.choices, default=InstanceStatus.PROVISIONING
     )
-    gcp_project = models.CharField(max_length=30)
-    zone = models.CharField(max_length=40, default="us-central1-f")
+    gcp_project = models.CharField(
+        max_length=30,
+        validators=[RegexValidator(PROJECT_ID_PATTERN, "Not a valid GCP project id.")],
+    )
+    zone = models.CharField(
+        max_length=40,
+        default="us-central1-f",
+        validators=[RegexValidator(ZONE_PATTERN, "Not a GCP zone (such as us-central1-f).")],
+    )
     machine_type = models.CharField(
         max_length=40, choices=MachineType.choices, default="n1-standard-8"
     )
-    version = models.CharField(max_length=40, blank=True)
+    version = models.CharField(
+        max_length=40,
+        blank=True,
+        validators=[RegexValidator(VERSION_PATTERN, "A release such as 6.1.0.")],
+    )
     access = models.CharField(max_length=20, choices=Access.choices, default=Access.PUBLIC_SSO)
     allowed_ip_ranges = models.JSONField(default=list, blank=True)
     executors_enabled = models.BooleanField(default=False)
@@ -72,12 +95,32 @@ class Instance(models.Model):
     class Meta:
         ordering = ["slug"]
         constraints = [
+            models.CheckConstraint(
+                condition=Q(slug__regex=SLUG_PATTERN), name="instance_slug_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(gcp_project__regex=PROJECT_ID_PATTERN), name="instance_project_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(version="") | Q(version__regex=VERSION_PATTERN),
+                name="instance_version_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(zone__regex=ZONE_PATTERN), name="instance_zone_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(machine_type__in=list(MACHINE_TYPES)),
+                name="instance_machine_type_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=InstanceStatus.values), name="instance_status_valid"
+            ),
             # A slug names one live instance; a torn-down one frees it for reuse.
             models.UniqueConstraint(
                 fields=["slug"],
                 condition=~Q(status=InstanceStatus.TORN_DOWN),
                 name="instance_slug_unique_while_live",
-            )
+            ),
         ]
 
     def __str__(self) -> str:

@@ -85,7 +85,7 @@ def instance_for_create(slug: str, customer: str, settings_of_request: dict[str,
         return instance
     try:
         return instances.create(slug, customer, InstanceStatus.PROVISIONING, **settings_of_request)
-    except instances.InstanceExists as exc:
+    except (instances.InstanceExists, instances.InstanceInvalid) as exc:
         raise RunRefused(str(exc)) from None
 
 

@@ -159,7 +159,7 @@ def render(
     cli_config = folder / "terraform.rc"
     cli_config.write_text("")
     env = {
-        **os.environ,
+        **terraform_environment(),
         "TF_IN_AUTOMATION": "1",
         "TF_INPUT": "0",
         "CHECKPOINT_DISABLE": "1",
@@ -173,15 +173,59 @@ def render(
     return folder, env
 
 
+# What Terraform and its providers may see of the worker's environment: the system basics, proxy
+# and certificate settings, Google credentials, and Terraform's own variables. Never the
+# portal's secrets (SECRET_KEY, DATABASE_URL, EMAIL_URL, Slack tokens...): the state backend gets
+# its connection string as PG_CONN_STR alone.
+ENV_ALLOWED = {
+    "PATH",
+    "HOME",
+    "USER",
+    "LANG",
+    "TZ",
+    "TMPDIR",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "GOOGLE_CLOUD_PROJECT",
+    "GOOGLE_IMPERSONATE_SERVICE_ACCOUNT",
+}
+ENV_ALLOWED_PREFIXES = ("LC_", "TF_", "CLOUDSDK_")
+
+
+def terraform_environment() -> dict[str, str]:
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name in ENV_ALLOWED or name.startswith(ENV_ALLOWED_PREFIXES)
+    }
+
+
+def _libpq(value: object) -> str:
+    """A value for a libpq key=value connection string: quoted when it has spaces, quotes or
+    backslashes (a password may), with those escaped."""
+    text = str(value)
+    if text and not any(c in text for c in " '\\\t\n"):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def postgres_conn_str() -> str:
     db = connection.settings_dict
-    parts = [
-        f"host={db.get('HOST') or 'localhost'}",
-        f"port={db.get('PORT') or 5432}",
-        f"dbname={db['NAME']}",
-        f"user={db.get('USER') or 'postgres'}",
-        "sslmode=" + (db.get("OPTIONS", {}).get("sslmode") or "disable"),
-    ]
+    parts = {
+        "host": db.get("HOST") or "localhost",
+        "port": db.get("PORT") or 5432,
+        "dbname": db["NAME"],
+        "user": db.get("USER") or "postgres",
+        "sslmode": db.get("OPTIONS", {}).get("sslmode") or "disable",
+    }
     if db.get("PASSWORD"):
-        parts.append(f"password={db['PASSWORD']}")
-    return " ".join(parts)
+        parts["password"] = db["PASSWORD"]
+    return " ".join(f"{key}={_libpq(value)}" for key, value in parts.items())

@@ -464,7 +464,11 @@ class _Importer:
         customer = _text(record, "customer")
         if not customer:
             raise Rejected("customer", f"name the customer; the portal has no instance {slug!r}.")
-        return instances.create(slug, customer, InstanceStatus.ACTIVE)
+        try:
+            return instances.create(slug, customer, InstanceStatus.ACTIVE)
+        except instances.InstanceInvalid as exc:
+            # The request's own fields keep their history; the instance must be a valid one.
+            raise Rejected("instance", str(exc)) from None
 
     # -- the one rule the database cannot check for history
 

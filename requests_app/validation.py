@@ -5,7 +5,7 @@ import ipaddress
 import re
 from collections.abc import Iterable
 
-from provisioning.models import MACHINE_TYPES
+from provisioning.models import MACHINE_TYPES, PROJECT_ID_PATTERN, SLUG_PATTERN, ZONE_PATTERN
 
 # The largest size (n1-standard-96) serves about 3,000 users and 25,000 repositories.
 SCALE_LIMIT_USERS = 3000
@@ -17,10 +17,11 @@ SIZING = [
     ("n1-standard-32", 2000, 18000),
     ("n1-standard-96", SCALE_LIMIT_USERS, SCALE_LIMIT_REPOSITORIES),
 ]
-PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-SLUG = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
-VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?$")
-ZONE = re.compile(r"^[a-z]+-[a-z]+\d+-[a-z]$")
+# The naming rules live with the model that the database holds to them.
+PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
+SLUG = re.compile(SLUG_PATTERN)
+VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?$")  # as people type it; stored without v
+ZONE = re.compile(ZONE_PATTERN)
 
 
 def slug_errors(slug: str, prefix: str) -> list[str]:

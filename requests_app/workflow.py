@@ -370,7 +370,7 @@ def apply_outcome(
                 instance = instances.create(
                     request.instance_slug, request.customer, InstanceStatus.PROVISIONING, **fields
                 )
-            except instances.InstanceExists as exc:
+            except (instances.InstanceExists, instances.InstanceInvalid) as exc:
                 raise Conflict(str(exc)) from None
         else:
             instance = instances.update(request.instance, customer=request.customer, **fields)

@@ -396,6 +396,11 @@ BROKEN = {
         "events[2] (pick_up)",
         "earlier than the event before it",
     ),
+    "an instance the naming rules refuse": (
+        bad([ev(at(2), "sales", "submit")], instance="Bad_Co"),
+        "instance",
+        "would be invalid",
+    ),
     "bad timestamp": (
         bad([ev(at(2), "sales", "submit"), ev("yesterday", "lead", "approve")]),
         "events[1] (approve)",
