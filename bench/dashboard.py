@@ -218,10 +218,12 @@ def request_row(story, fields, defaults):
         "response_stopped_at": at(story.picked if story.response_start else None),
         "response_due_at": at(story.due["response"][0]),
         "response_warn_at": at(story.due["response"][1]),
+        "response_breach_at": at(story.due["response"][2]),
         "resolution_started_at": at(story.resolution_start),
         "resolution_stopped_at": at(story.done),
         "resolution_due_at": at(story.due["resolution"][0]),
         "resolution_warn_at": at(story.due["resolution"][1]),
+        "resolution_breach_at": at(story.due["resolution"][2]),
         "resolution_pauses": Jsonb(
             [[at(b).isoformat(), at(e).isoformat() if e else None] for b, e in story.pauses]
         ),
@@ -344,23 +346,23 @@ def dashboard_sql(since, until, now):
                 CASE
                     WHEN r.response_started_at IS NULL THEN NULL
                     WHEN r.response_stopped_at IS NOT NULL THEN
-                        CASE WHEN r.response_due_at IS NULL
-                            OR r.response_stopped_at <= r.response_due_at
+                        CASE WHEN r.response_breach_at IS NULL
+                            OR r.response_stopped_at <= r.response_breach_at
                             THEN 'met' ELSE 'breached' END
                     WHEN r.ended_at IS NOT NULL THEN 'cancelled'
-                    WHEN r.response_due_at < %(now)s THEN 'breached'
+                    WHEN r.response_breach_at < %(now)s THEN 'breached'
                     WHEN r.response_warn_at <= %(now)s THEN 'at_risk'
                     ELSE 'running' END AS rsp,
                 CASE
                     WHEN r.resolution_stopped_at IS NOT NULL THEN
-                        CASE WHEN r.resolution_due_at IS NULL
-                            OR r.resolution_stopped_at <= r.resolution_due_at
+                        CASE WHEN r.resolution_breach_at IS NULL
+                            OR r.resolution_stopped_at <= r.resolution_breach_at
                             THEN 'met' ELSE 'breached' END
                     WHEN r.ended_at IS NOT NULL THEN 'cancelled'
                     WHEN r.resolution_paused_at IS NOT NULL THEN
-                        CASE WHEN r.resolution_due_at < r.resolution_paused_at
+                        CASE WHEN r.resolution_breach_at < r.resolution_paused_at
                             THEN 'breached' ELSE 'paused' END
-                    WHEN r.resolution_due_at < %(now)s THEN 'breached'
+                    WHEN r.resolution_breach_at < %(now)s THEN 'breached'
                     WHEN r.resolution_warn_at <= %(now)s THEN 'at_risk'
                     ELSE 'running' END AS res,
                 EXTRACT(EPOCH FROM r.response_stopped_at - r.response_started_at) AS rsp_s,

@@ -223,39 +223,49 @@ def stop_private_redis() -> None:
             pass
 
 
-def ensure_redis(test: bool = False) -> str:
+def ensure_redis(test: bool = False, holder: str = CHECKOUT) -> str:
+    """The Redis URL to use. `holder` names who leases a test database: the suite and the date
+    rerun of one checkout run at once, each on a database of its own."""
     url = os.environ.get("REDIS_URL")
     if url:
         host, port = _url_host_port(url, 6379)
         if not answers(host, port):
             raise ServiceError(f"REDIS_URL points at {host}:{port}, which does not answer")
+        if holder != CHECKOUT:  # a second suite on the same server: the next database
+            parts = urlsplit(url)
+            number = int((parts.path or "/0").strip("/") or 0)
+            return parts._replace(path=f"/{(number + 1) % 16}").geturl()
         return url
     if answers("127.0.0.1", 6379):
         # The machine's shared Redis: the tests use a numbered database leased to this checkout
         # (1-15), away from database 0, so two clones testing at once never share RQ queues.
-        return f"redis://127.0.0.1:6379/{lease_redis_db()}" if test else "redis://127.0.0.1:6379/0"
-    return start_private_redis()
+        if test:
+            return f"redis://127.0.0.1:6379/{lease_redis_db(holder=holder)}"
+        return "redis://127.0.0.1:6379/0"
+    private = start_private_redis()
+    return private if holder == CHECKOUT else private.rsplit("/", 1)[0] + "/1"
 
 
 LEASE_KEY = "portal:test-lease"
 LEASE_SECONDS = 3 * 3600
 
 
-def lease_redis_db(host: str = "127.0.0.1", port: int = 6379) -> int:
-    """A Redis database number leased to this checkout: its own if it holds one, else the
-    first free one. The lease expires on its own; `release_redis_db` ends it early."""
+def lease_redis_db(host: str = "127.0.0.1", port: int = 6379, holder: str = CHECKOUT) -> int:
+    """A Redis database number leased to `holder` (this checkout, or its date rerun): its own
+    if it holds one, else the first free one. The lease expires on its own; `release_redis_db`
+    ends it early."""
     import redis
 
-    preferred = 1 + int(CHECKOUT, 16) % 15
+    preferred = 1 + int(hashlib.sha1(holder.encode()).hexdigest()[:8], 16) % 15
     order = [preferred] + [n for n in range(1, 16) if n != preferred]
     for number in order:
         client = redis.Redis(host=host, port=port, db=number, socket_connect_timeout=2)
         try:
-            holder = client.get(LEASE_KEY)
-            if holder in (None, CHECKOUT.encode()):
-                if client.set(LEASE_KEY, CHECKOUT, ex=LEASE_SECONDS, nx=holder is None):
+            held = client.get(LEASE_KEY)
+            if held in (None, holder.encode()):
+                if client.set(LEASE_KEY, holder, ex=LEASE_SECONDS, nx=held is None):
                     return number
-                if holder == CHECKOUT.encode():
+                if held == holder.encode():
                     client.expire(LEASE_KEY, LEASE_SECONDS)
                     return number
         finally:
@@ -269,7 +279,10 @@ def release_redis_db(url: str) -> None:
 
     client = redis.Redis.from_url(url, socket_connect_timeout=2)
     try:
-        if client.get(LEASE_KEY) == CHECKOUT.encode():
+        held = client.get(LEASE_KEY)
+        if held is not None and (held.decode() if isinstance(held, bytes) else held).startswith(
+            CHECKOUT
+        ):
             client.delete(LEASE_KEY)
     except redis.RedisError:
         pass
@@ -281,8 +294,12 @@ def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else "test-env"
     try:
         if command == "test-env":
-            print(f"export DATABASE_URL='{ensure_postgres()}'")
+            database = ensure_postgres()
+            print(f"export DATABASE_URL='{database}'")
             print(f"export REDIS_URL='{ensure_redis(test=True)}'")
+            # The date rerun runs beside the suite, on a database and Redis database of its own.
+            print(f"export DATES_DATABASE_URL='{database}_dates'")
+            print(f"export DATES_REDIS_URL='{ensure_redis(test=True, holder=CHECKOUT + '-dates')}'")
             # DEBUG off as in production, over plain HTTP, with a throwaway key (portal/env.py).
             from portal.env import suite_environ
 
