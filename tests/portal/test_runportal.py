@@ -342,7 +342,11 @@ def test_the_portal_outlives_a_redis_outage_and_stops_clean(tmp_path, users):
             15,
             "a new worker",
         )
-        assert "worker exited with code -9 (SIGKILL)" in portal.output()
+        wait_until(
+            lambda: "worker exited with code -9 (SIGKILL)" in portal.output(),
+            15,
+            "the supervisor's log line about the worker",
+        )
 
         # Redis dies, and stays down while the supervisor is frozen.
         redis_pid = int((portal.var / "redis" / "redis.pid").read_text())

@@ -4,7 +4,10 @@ The expectations are written out here from the contract's table, not read from
 requests_app.transitions.RULES: a wrong rule there must make these tests fail."""
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db import transaction
+from django.test import override_settings
 
 from requests_app.models import Event, Request, State
 from requests_app.transitions import RULES
@@ -20,6 +23,44 @@ from tests.requests_app.test_api import (
 )
 
 pytestmark = pytest.mark.clock
+
+MATRIX_KINDS = ("create", "feature")
+
+
+@pytest.fixture(scope="module")
+def shared(django_db_setup, django_db_blocker):
+    """The people and one request per (kind, state), made once for this module in a transaction
+    that is rolled back when the module is done; every test runs in a savepoint of it, so what a
+    test does is undone before the next. (The matrix has 800 cells: building the request of each
+    cell again made this module the slowest of the suite, and of its date rerun.)"""
+    md5 = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    with django_db_blocker.unblock(), override_settings(PASSWORD_HASHERS=md5):
+        with transaction.atomic():
+            people = {
+                "ce": make_user("ce", "CE"),
+                "sales": make_user("sales", "Sales"),
+                "lead": make_user("lead", "CE Leadership"),
+                "reviewer": make_user("reviewer", "Tech Review"),
+                "devops": make_user("devops", "DevOps"),
+                "devops2": make_user("devops2", "DevOps"),
+                "manager": make_user("manager", "Managers"),
+                "admin": make_user("admin", superuser=True),
+            }
+            made = {
+                (kind, state): request_in_state(people, state, kind=kind, requester=people["ce"]).pk
+                for kind in MATRIX_KINDS
+                for state in State.values
+            }
+            yield {name: user.pk for name, user in people.items()}, made
+            transaction.set_rollback(True)
+
+
+@pytest.fixture
+def users(shared, db):
+    """The module's people, fetched afresh for each test (no role cached from another)."""
+    User = get_user_model()
+    return {name: User.objects.get(pk=pk) for name, pk in shared[0].items()}
+
 
 # -- the contract's table, written out ----------------------------------------------------------
 
@@ -80,11 +121,11 @@ def test_the_table_here_covers_every_action_of_the_contract():
 @pytest.mark.parametrize("state", [s.value for s in State])
 @pytest.mark.parametrize("action", list(RULES))
 @pytest.mark.parametrize("who", WHO)
-def test_permission_matrix(users, who, action, state):
+def test_permission_matrix(shared, users, who, action, state):
     # Marking a provisioning request done by hand needs Compute to show its outcome
     # (tests/requests_app/test_run_rules.py); the role and state rules are those of any kind.
     kind = "feature" if action in ("set_target", "complete") else "create"
-    request = request_in_state(users, state, kind=kind, requester=users["ce"])
+    request = Request.objects.get(pk=shared[1][(kind, state)])
     events_before = request.events.count()
     body = {"comment": f"{who} tries {action}"}
     if action == "set_target":
