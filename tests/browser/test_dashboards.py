@@ -11,7 +11,6 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.management import call_command
 from django.utils import timezone
 
 from portal import roles
@@ -33,7 +32,22 @@ def seeded():
     # Transactional tests flush the groups that the data migration made.
     for name in roles.ALL_ROLES:
         Group.objects.get_or_create(name=name)
-    call_command("seed_demo", stdout=io.StringIO())
+    # The demo people and instances as seed_demo makes them, without building the instances'
+    # infrastructure (these pages read the records; tests/portal/test_demo_fleet.py builds it).
+    from portal.management.commands.seed_demo import Command
+    from requests_app.demo import INSTANCES
+    from tests.dashboards.factories import make_instance
+
+    Command().seed_users(settings.DEMO_PASSWORD)
+    for slug, customer, status, version, machine_type, executors in INSTANCES:
+        make_instance(
+            slug,
+            customer=customer,
+            status=status,
+            version=version,
+            machine_type=machine_type,
+            executors_enabled=executors,
+        )
     policies.invalidate_cache()
     people = {u.username: u for u in get_user_model().objects.all()}
     random_rows(

@@ -66,7 +66,8 @@ def race(calls):
 
     Returns the status codes in the order of `calls`."""
     barrier = threading.Barrier(len(calls))
-    READS["barrier"] = threading.Barrier(len(calls))
+    if all("/actions/" in url for _, url, _ in calls):  # filings read nothing first
+        READS["barrier"] = threading.Barrier(len(calls))
     results = [None] * len(calls)
 
     def run(index, user_pk, url, body):
