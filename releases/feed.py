@@ -22,9 +22,8 @@ import urllib3
 
 log = logging.getLogger("releases.feed")
 
-USER_AGENT = "Managed-Instance-Portal releases-feed/1"
 HEADERS = {
-    "User-Agent": USER_AGENT,
+    "User-Agent": "Managed-Instance-Portal releases-feed/1",
     "Accept": "application/vnd.github+json",
     "X-GitHub-Api-Version": "2022-11-28",
 }
@@ -130,6 +129,10 @@ def fetch(
     except _FeedError as error:
         log.warning("Releases feed %s failed: %s", url, error)
         return FeedResult(False, False, [], "", str(error), 0, pages)
+    except Exception as exc:  # the contract: nothing raised to the caller, even a surprise
+        log.warning("Releases feed %s failed unexpectedly", url, exc_info=True)
+        message = f"Could not read {url}: {type(exc).__name__}: {exc}"
+        return FeedResult(False, False, [], "", message, 0, pages)
     finally:
         if session is None:
             own.close()
@@ -147,11 +150,13 @@ def _get(
         raise _FeedError(f"Timed out after {connect:g} s connecting to {url}") from exc
     except requests.RequestException as exc:
         # A read timeout while the body arrives reaches here as a ConnectionError: look inside.
-        if isinstance(exc, requests.Timeout) or _caused_by(exc, _TIMEOUTS):
+        if isinstance(exc, requests.Timeout) or any(isinstance(e, _TIMEOUTS) for e in _chain(exc)):
             raise _FeedError(f"Timed out after {read:g} s reading {url}") from exc
+        root = _chain(exc)[-1]  # e.g. "Connection refused", not urllib3's retry wrapping
+        reason = getattr(root, "strerror", None) or str(root) or type(root).__name__
         if isinstance(exc, requests.ConnectionError):
-            raise _FeedError(f"Could not connect to {url}: {_reason(exc)}") from exc
-        raise _FeedError(f"Could not read {url}: {_reason(exc)}") from exc
+            raise _FeedError(f"Could not connect to {url}: {reason}") from exc
+        raise _FeedError(f"Could not read {url}: {reason}") from exc
     if response.status_code == 304 or 200 <= response.status_code < 300:
         return response
     limited = response.status_code in (403, 429) and (
@@ -214,9 +219,9 @@ def _published(value: object) -> datetime | None:
         return None
     try:
         instant = datetime.fromisoformat(value)
-    except ValueError:
+        return instant.astimezone(UTC) if instant.tzinfo is not None else None
+    except (ValueError, OverflowError):  # "0001-01-01T00:00:00+01:00" is before year 1 in UTC
         return None
-    return instant.astimezone(UTC) if instant.tzinfo is not None else None
 
 
 def _next_page(response: requests.Response, feed_url: str) -> str:
@@ -224,8 +229,11 @@ def _next_page(response: requests.Response, feed_url: str) -> str:
     link = response.links.get("next", {}).get("url", "")
     if not link:
         return ""
-    target = urljoin(response.url, link)
-    feed, there = urlsplit(feed_url), urlsplit(target)
+    try:
+        target = urljoin(response.url, link)
+        feed, there = urlsplit(feed_url), urlsplit(target)
+    except ValueError as exc:
+        raise _FeedError(f"Bad Link rel=next from {response.url}: {exc}") from exc
     if (there.scheme, there.netloc) != (feed.scheme, feed.netloc):
         raise _FeedError(f"Link rel=next from {response.url} leaves the feed's host: {target}")
     return target
@@ -235,28 +243,9 @@ def _kind(value: object) -> str:
     return _JSON_KINDS.get(type(value), "number")
 
 
-def _caused_by(exc: BaseException, kind: tuple[type[BaseException], ...]) -> bool:
-    return any(isinstance(cause, kind) for cause in _chain(exc))
-
-
-def _reason(exc: BaseException) -> str:
-    """The innermost cause, e.g. "Connection refused", not urllib3's retry wrapping."""
-    root = list(_chain(exc))[-1]
-    return getattr(root, "strerror", None) or str(root) or type(root).__name__
-
-
 def _chain(exc: BaseException) -> list[BaseException]:
-    """The exception, its causes and contexts, and the exceptions requests wraps in its args."""
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        wrapped = [arg for arg in current.args if isinstance(arg, BaseException)]
-        reason = getattr(current, "reason", None)
-        current = (
-            current.__cause__
-            or (reason if isinstance(reason, BaseException) else None)
-            or (wrapped[0] if wrapped else None)
-            or current.__context__
-        )
-    return seen
+    """The exception and what it was raised from or while handling, innermost last."""
+    chain = [exc]
+    while (inner := chain[-1].__cause__ or chain[-1].__context__) and inner not in chain:
+        chain.append(inner)
+    return chain

@@ -125,6 +125,8 @@ def test_a_good_list_skips_drafts_prereleases_and_tags_that_are_not_versions(fee
             release("6.10.0", None),  # no published_at
             release("6.9.0", "next tuesday"),
             release("6.1.0", "2026-10-01T12:00:00"),  # naive: not an instant
+            release("6.0.0", "0001-01-01T00:00:00+01:00"),  # before year 1 in UTC
+            {"tag_name": 600, "published_at": "2026-11-20T17:00:00Z"},
             release("6.2.0"),  # the same version as v6.2.0
             release("v5.9.12", "2026-09-15T17:00:00Z"),
         ],
@@ -146,7 +148,7 @@ def test_a_good_list_skips_drafts_prereleases_and_tags_that_are_not_versions(fee
         ),
     ]
     assert all(r.published_at.utcoffset().total_seconds() == 0 for r in result.releases)
-    assert result.skipped == 8 and result.pages == 1 and result.etag == '"abc"'
+    assert result.skipped == 10 and result.pages == 1 and result.etag == '"abc"'
 
 
 def test_the_request_names_the_portal_and_asks_for_githubs_json(feed):
@@ -213,6 +215,11 @@ def test_a_next_link_to_another_host_is_not_followed(feed):
     result = fetch(feed.url)
     assert_failed(result, "leaves the feed's host", "https://evil.example/x")
     assert len(feed.requests) == 1
+
+
+def test_a_link_that_is_not_a_url_is_a_failure(feed):
+    feed.json("/releases", [release("v6.2.0")], headers={"Link": '<http://[::1/x>; rel="next"'})
+    assert_failed(fetch(feed.url), f"Bad Link rel=next from {feed.url}")
 
 
 def test_the_etag_goes_back_as_if_none_match_and_304_is_not_modified(feed):
@@ -358,6 +365,41 @@ def test_a_304_on_a_later_page_is_a_failure(feed):
 
     feed.routes["/p2"] = not_modified
     assert_failed(fetch(feed.url), f"HTTP 304 from {feed.base}/p2")
+
+
+class Raising(requests.adapters.BaseAdapter):
+    """A transport that raises instead of sending: what no local server can do on demand."""
+
+    def __init__(self, exc):
+        super().__init__()
+        self.exc = exc
+
+    def send(self, request, **kwargs):
+        raise self.exc
+
+    def close(self):
+        pass
+
+
+def session_raising(exc):
+    session = requests.Session()
+    session.mount("http://", Raising(exc))
+    return session
+
+
+def test_a_connect_timeout_is_a_failure():
+    session = session_raising(requests.ConnectTimeout("connect timed out"))
+    result = fetch("http://feed.test/releases", timeout=(3, 15), session=session)
+    assert_failed(result)
+    assert result.error == "Timed out after 3 s connecting to http://feed.test/releases"
+
+
+def test_even_a_surprise_is_a_result_not_an_exception(caplog):
+    with caplog.at_level(logging.WARNING, logger="releases.feed"):
+        result = fetch("http://feed.test/releases", session=session_raising(RuntimeError("bug")))
+    assert_failed(result)
+    assert result.error == "Could not read http://feed.test/releases: RuntimeError: bug"
+    assert caplog.records[0].exc_info is not None
 
 
 # Versions.
