@@ -116,7 +116,8 @@ def test_a_good_list_skips_drafts_prereleases_and_tags_that_are_not_versions(fee
     feed.json(
         "/releases",
         [
-            release("v6.3.0", draft=True),
+            release("v6.4.0", draft=True),
+            release("v6.3.0", prerelease=True),
             release("v6.3.0-rc.1", prerelease=True),
             release("v6.2.1", "2026-11-27T09:30:00+01:00"),
             release("nightly"),
@@ -148,7 +149,7 @@ def test_a_good_list_skips_drafts_prereleases_and_tags_that_are_not_versions(fee
         ),
     ]
     assert all(r.published_at.utcoffset().total_seconds() == 0 for r in result.releases)
-    assert result.skipped == 10 and result.pages == 1 and result.etag == '"abc"'
+    assert result.skipped == 11 and result.pages == 1 and result.etag == '"abc"'
 
 
 def test_the_request_names_the_portal_and_asks_for_githubs_json(feed):
@@ -169,7 +170,10 @@ def test_pages_joined_by_the_link_header(feed):
         headers={"ETag": 'W/"page1"', "Link": f'<{page2}>; rel="next", <{page3}>; rel="last"'},
     )
     routes = {
-        "/releases?page=2": ([release("v6.1.0")], {"Link": f'<{page3}>; rel="next"'}),
+        "/releases?page=2": (
+            [release("v6.10.0"), release("v6.1.0")],
+            {"Link": f'<{page3}>; rel="next"'},
+        ),
         "/releases?page=3": ([release("v6.0.0"), release("v6.2.0")], {"ETag": '"page3"'}),
     }
 
@@ -187,7 +191,8 @@ def test_pages_joined_by_the_link_header(feed):
     feed.routes["/releases"] = lambda h: (by_query if "?" in h.path else original)(h)
     result = fetch(feed.url, 'W/"old"')
     assert result.ok
-    assert [r.version for r in result.releases] == ["6.0.0", "6.1.0", "6.2.0"]
+    # By version, numerically: 6.10.0 after 6.2.0.
+    assert [r.version for r in result.releases] == ["6.0.0", "6.1.0", "6.2.0", "6.10.0"]
     assert result.pages == 3 and result.skipped == 2  # the draft, and 6.2.0 seen again on page 3
     assert result.etag == 'W/"page1"'  # the first page's, not the last one's
     assert [path for path, _ in feed.requests] == [
