@@ -26,6 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dashboards import charts, figures, fleet
+from releases import compliance
 from portal import roles
 from requests_app.api import CanRead
 from requests_app.api import errors as api_errors
@@ -196,6 +197,27 @@ SUMMARY_SCHEMA = inline_serializer(
         "customer": serializers.CharField(allow_null=True),
         "kinds": serializers.DictField(child=_FIGURES),
         "total": _FIGURES,
+        "maintenance": inline_serializer(
+            "Maintenance",
+            {
+                "latest_version": serializers.CharField(allow_null=True),
+                "active_instances": serializers.IntegerField(),
+                "on_latest": serializers.IntegerField(),
+                "releases": inline_serializer(
+                    "ReleaseCompliance",
+                    {
+                        "version": serializers.CharField(),
+                        "kind": serializers.CharField(),
+                        "published_at": serializers.DateTimeField(),
+                        "due_at": serializers.DateTimeField(),
+                        "upgraded": serializers.IntegerField(),
+                        "total": serializers.IntegerField(),
+                        "within_sla_pct": serializers.FloatField(allow_null=True),
+                    },
+                    many=True,
+                ),
+            },
+        ),
     },
 )
 
@@ -253,7 +275,9 @@ class SlaSummaryView(APIView):
         if not form.is_valid():
             raise Invalid("The parameters have errors.", form.error_json())
         result = figures.compute(form.period(), form.now)
-        return Response(figures.summary_json(result))
+        return Response(
+            {**figures.summary_json(result), "maintenance": compliance.maintenance(form.now)}
+        )
 
 
 # -- the DevOps board --------------------------------------------------------------------------

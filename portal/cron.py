@@ -6,6 +6,7 @@ from rq.cron import register
 
 from provisioning.jobs import verify_fleet
 from provisioning.runs import reconcile_runs, relay_runs
+from releases.jobs import maintenance_tick, sync_releases
 from requests_app.jobs import relay_notifications, sla_sweep
 
 register(relay_notifications, queue_name="default", interval=60)
@@ -14,3 +15,6 @@ register(relay_runs, queue_name="default", interval=30)
 register(reconcile_runs, queue_name="default", interval=30)
 # Every live instance against Compute and Terraform: what disagrees becomes its drift.
 register(verify_fleet, queue_name="default", interval=settings.VERIFY_INTERVAL_MINUTES * 60)
+# Releases and maintenance: the feed, rollout waves, upgrades waiting to open, reminders.
+register(sync_releases, queue_name="default", interval=settings.RELEASES_POLL_MINUTES * 60)
+register(maintenance_tick, queue_name="default", interval=60)

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "portal",
     "provisioning",
     "requests_app",
+    "releases",
     "dashboards",
 ]
 
@@ -317,5 +318,12 @@ LOGGING = {
 PROVISIONING_HEARTBEAT_TIMEOUT = env_int("PROVISIONING_HEARTBEAT_TIMEOUT", 90, minimum=10)
 # How often every live instance is compared with Compute and with a terraform plan.
 VERIFY_INTERVAL_MINUTES = env_int("VERIFY_INTERVAL_MINUTES", 60, minimum=1)
+# Releases and maintenance (docs/releases.md): the GitHub-style releases list polled for new
+# releases (empty: off), how often, how many upgrades of a rollout wave apply at once, and when
+# a suspended instance's requester is reminded that it is still suspended.
+RELEASES_FEED_URL = env_url("RELEASES_FEED_URL", "", schemes={"http", "https"})
+RELEASES_POLL_MINUTES = env_int("RELEASES_POLL_MINUTES", 60, minimum=1)
+ROLLOUT_MAX_PARALLEL = env_int("ROLLOUT_MAX_PARALLEL", 3, minimum=1)
+SUSPENDED_REMINDER_DAYS = env_int("SUSPENDED_REMINDER_DAYS", 60, minimum=1)
 # Multiplies the retry backoff of known transient errors (tests make it small).
 PROVISIONING_BACKOFF_SCALE = float(env_int("PROVISIONING_BACKOFF_PERCENT", 100, minimum=0)) / 100

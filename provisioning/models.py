@@ -1,7 +1,9 @@
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -40,6 +42,24 @@ SLUG_PATTERN = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
 PROJECT_ID_PATTERN = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"  # 6-30 characters
 VERSION_PATTERN = r"^[0-9]+\.[0-9]+\.[0-9]+$"  # stored without a leading v
 ZONE_PATTERN = r"^[a-z]+-[a-z]+[0-9]+-[a-z]$"
+
+
+WEEKDAYS = [
+    (0, "Monday"),
+    (1, "Tuesday"),
+    (2, "Wednesday"),
+    (3, "Thursday"),
+    (4, "Friday"),
+    (5, "Saturday"),
+    (6, "Sunday"),
+]
+
+
+def validate_time_zone(value: str) -> None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"{value!r} is not a time zone (such as Europe/Berlin).") from None
 
 
 class InstanceQuerySet(models.QuerySet["Instance"]):
@@ -87,6 +107,13 @@ class Instance(models.Model):
     # {"found_at", "problems": [...], "plan": {...}}. Set only by provisioning/verify.py.
     drift = models.JSONField(null=True, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
+    # When a rollout may upgrade it (an upgrade interrupts it for about 1.5 minutes): one
+    # weekday and its hours in the instance's own time zone; an end at or before the start runs
+    # past midnight. No weekday: any time.
+    maintenance_weekday = models.PositiveSmallIntegerField(null=True, blank=True, choices=WEEKDAYS)
+    maintenance_start = models.TimeField(null=True, blank=True)
+    maintenance_end = models.TimeField(null=True, blank=True)
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -114,6 +141,20 @@ class Instance(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(status__in=InstanceStatus.values), name="instance_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    maintenance_weekday__isnull=True,
+                    maintenance_start__isnull=True,
+                    maintenance_end__isnull=True,
+                )
+                | Q(
+                    maintenance_weekday__gte=0,
+                    maintenance_weekday__lte=6,
+                    maintenance_start__isnull=False,
+                    maintenance_end__isnull=False,
+                ),
+                name="instance_maintenance_window_whole",
             ),
             # A slug names one live instance; a torn-down one frees it for reuse.
             models.UniqueConstraint(

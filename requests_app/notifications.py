@@ -16,7 +16,7 @@ import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMessage
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
 from django.urls import reverse
 from django.utils import timezone
@@ -206,6 +206,74 @@ def on_drift(instance: Instance, drift: dict[str, Any], now: datetime) -> list[N
     for notification in created:
         transaction.on_commit(partial(enqueue, notification.pk))
     return created
+
+
+def notify(
+    subject: str,
+    body: str,
+    emails: Iterable[str],
+    now: datetime,
+    *,
+    topic: str,
+    request: Request | None = None,
+    instance: Instance | None = None,
+    once: bool = False,
+) -> list[Notification]:
+    """A message of the portal's own (maintenance notices, reminders, release news) by mail to
+    `emails` and to Slack. `once` (with a request): one per (request, channel, topic) ever, held
+    by the database's unique row, so two workers or a repeated sweep send it once."""
+    recipients = sorted({e for e in emails if e})
+    channels = [(Notification.Channel.EMAIL, recipients)] if recipients else []
+    if settings.SLACK_WEBHOOK_URL:
+        channels.append((Notification.Channel.SLACK, []))
+    created = []
+    for channel, to in channels:
+        if once:
+            assert request is not None, "once is per request"
+            with transaction.atomic():
+                if Notification.objects.filter(
+                    request=request, event=None, channel=channel, topic=topic
+                ).exists():
+                    continue
+                try:
+                    with transaction.atomic():
+                        row = Notification.objects.create(
+                            request=request,
+                            instance=instance,
+                            channel=channel,
+                            topic=topic,
+                            recipients=to,
+                            subject=subject,
+                            body=body,
+                            created_at=now,
+                        )
+                except IntegrityError:  # another worker made it first
+                    continue
+        else:
+            row = Notification.objects.create(
+                request=request,
+                instance=instance,
+                channel=channel,
+                topic=topic,
+                recipients=to,
+                subject=subject,
+                body=body,
+                created_at=now,
+            )
+        created.append(row)
+        transaction.on_commit(partial(enqueue, row.pk))
+    return created
+
+
+def group_emails(*groups: str) -> list[str]:
+    User = get_user_model()
+    return sorted(
+        {u.email for u in User.objects.filter(groups__name__in=groups, is_active=True) if u.email}
+    )
+
+
+def link_to(url_name: str, *args: Any) -> str:
+    return settings.PORTAL_BASE_URL.rstrip("/") + reverse(url_name, args=args)
 
 
 def enqueue_many(notification_ids: list[int]) -> None:

@@ -18,8 +18,18 @@ from django.utils import timezone
 from portal import roles
 from provisioning import instances, outcomes, runs, verify
 from provisioning.models import Instance, InstanceStatus, Run, RunState, project_id_for
-from requests_app import notifications
-from requests_app.models import PROVISIONING_KINDS, Approval, Comment, Event, Kind, Request, State
+from requests_app import notifications, signals
+from requests_app.models import (
+    FINAL_STATES,
+    OPEN_STATES,
+    PROVISIONING_KINDS,
+    Approval,
+    Comment,
+    Event,
+    Kind,
+    Request,
+    State,
+)
 from requests_app.sla import timers
 from requests_app.transitions import COMMENT_ROLES, FILE_ROLES, RULES, RUN_ACTIONS, Rule
 
@@ -213,6 +223,88 @@ def file_request(
     return request
 
 
+# -- maintenance --------------------------------------------------------------------------------
+
+
+def file_maintenance_upgrade(
+    portal_user: User,
+    instance: Instance,
+    version: str,
+    published_at: datetime,
+    now: datetime,
+    *,
+    why: str = "",
+) -> Request | None:
+    """The upgrade a release opens for an instance behind it: filed by the portal's own user,
+    queued at once (maintenance needs no approval), resolution due 7 days after publication
+    (the upgrade policy's clock runs from `release_published_at`). None when another open
+    request already changes the instance (the caller tries again when that one ends)."""
+    justification = why or f"Maintenance: upgrade to release {version}."
+    request = Request(
+        kind=Kind.UPGRADE,
+        state=State.QUEUED,
+        customer=instance.customer,
+        instance_slug=instance.slug,
+        instance=instance,
+        justification=justification,
+        requested_by=portal_user,
+        created_at=now,
+        target_version=version,
+        release_published_at=published_at,
+    )
+    try:
+        with transaction.atomic():
+            timers.on_filed(request)
+            request.save(force_insert=True)
+            event = Event.objects.create(
+                request=request,
+                at=now,
+                by=portal_user,
+                action="submit",
+                from_state="",
+                to_state=State.QUEUED,
+                comment=f"{justification} Maintenance needs no approval: queued for DevOps.",
+                data={"from_version": instance.version},
+            )
+            _save_timers(request, timers.on_event(request, event, portal_user))
+    except IntegrityError as exc:
+        if "one_open_provisioning_request" in str(exc):
+            return None
+        raise
+    return request
+
+
+def supersede(request_id: int, version: str, portal_user: User, now: datetime) -> bool:
+    """Cancel an open upgrade that a newer release replaces ("superseded by <version>"), with
+    its run if it has not started applying. False when it is applying (it finishes, and the
+    newer upgrade opens when it ends) or when it is no longer open."""
+    with transaction.atomic():
+        request = Request.objects.select_for_update().get(pk=request_id)
+        if request.state not in OPEN_STATES or runs.applying_run(request.pk) is not None:
+            return False
+        old_state = request.state
+        Request.objects.filter(pk=request.pk).update(
+            state=State.CANCELLED, updated_at=now, version=F("version") + 1
+        )
+        request.state = State.CANCELLED
+        event = Event.objects.create(
+            request=request,
+            at=now,
+            by=portal_user,
+            action="cancel",
+            from_state=old_state,
+            to_state=State.CANCELLED,
+            comment=f"superseded by {version}",
+        )
+        _save_timers(request, timers.on_event(request, event, portal_user))
+        try:
+            runs.end_with_request(request.pk, portal_user, now, f"superseded by {version}")
+        except runs.RunRefused:  # it started applying since the check: let it finish
+            transaction.set_rollback(True)
+            return False
+    return True
+
+
 # -- actions ------------------------------------------------------------------------------------
 
 
@@ -305,6 +397,8 @@ def perform(
             _end_runs(request, user, action, now)
         if notify:
             notifications.on_event(request, event, now)
+        if new_state != old_state and new_state in FINAL_STATES:
+            signals.request_ended.send(sender=Request, request=request, at=now)
     return request
 
 
@@ -466,6 +560,7 @@ def finish_by_run(run: Run, at: datetime) -> Request | None:
         )
         _save_timers(request, timers.on_event(request, event, None))
         notifications.on_event(request, event, at)
+        signals.request_ended.send(sender=Request, request=request, at=at)
     return request
 
 

@@ -1,0 +1,7 @@
+"""What the request domain tells the apps above it, without importing them."""
+
+from django.dispatch import Signal
+
+# Sent inside the transaction that moves a request to done, rejected or cancelled: request, at.
+# Maintenance listens: the instance may now take the upgrade it was waiting for.
+request_ended = Signal()
