@@ -26,8 +26,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dashboards import charts, figures, fleet
-from releases import compliance
 from portal import roles
+from releases import compliance
 from requests_app.api import CanRead
 from requests_app.api import errors as api_errors
 from requests_app.models import Kind, Request, State

@@ -72,7 +72,8 @@ def record(
         .exclude(major=major, minor=minor, patch__gte=patch)
         .newest()
     )
-    kind = ReleaseKind.EMERGENCY if emergency else release_kind(below.version if below else None, normal)
+    previous = below.version if below else None
+    kind = ReleaseKind.EMERGENCY if emergency else release_kind(previous, normal)
     try:
         with transaction.atomic():
             release = Release.objects.create(

@@ -143,7 +143,12 @@ def test_the_sla_calendar_is_pure_python():
         for alias in node.names
     } | {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not imported & {
-        "django", "requests_app", "provisioning", "releases", "portal", "dashboards"
+        "django",
+        "requests_app",
+        "provisioning",
+        "releases",
+        "portal",
+        "dashboards",
     }
 
 

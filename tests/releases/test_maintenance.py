@@ -1,8 +1,7 @@
 """Releases open the fleet's upgrades: one per active instance behind the newest release, filed
 by `portal`, queued without approval, due 7 days after publication; supersede; resume."""
 
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
@@ -18,8 +17,8 @@ from requests_app.models import Event, Kind, Request, State
 from tests.factories import apply_run_by_hand, make_instance, make_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.clock]
-PUBLISHED = datetime(2026, 11, 20, 17, 0, tzinfo=dt_timezone.utc)
-NOW = datetime(2026, 11, 23, 18, 0, tzinfo=dt_timezone.utc)
+PUBLISHED = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
+NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -206,7 +205,7 @@ def test_repeated_syncs_open_nothing_more(people):
     assert upgrades().count() == 3
 
 
-def test_compliance_counts_upgrades_done_within_the_week(people, django_capture_on_commit_callbacks):
+def test_compliance_counts_upgrades_done_within_the_week(people):
     for slug in ("alpha1", "alpha2", "alpha3"):
         make_instance(slug, version="6.0.0")
     make_instance("alpha4", version="6.1.0")
