@@ -7,12 +7,15 @@ type's price plus $282 of storage (the first 250 GB) plus $56 of network before 
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Q
+from django.db.models import Count, Max, Q
+from django.utils import timezone
 
-from provisioning.models import MACHINE_TYPES, Instance, InstanceStatus
-from requests_app.models import OPEN_STATES, Request, State
+from provisioning.models import MACHINE_TYPES, Instance, InstanceStatus, Run, RunState
+from releases.models import Release
+from requests_app.models import OPEN_STATES, Kind, Request, State
 from requests_app.validation import parse_version
 
 STORAGE_USD = 282
@@ -65,6 +68,8 @@ class FleetRow:
     behind: str
     releases_behind: int | None
     vcpus: int | None
+    behind_days: int | None = None  # since the first release newer than its version came out
+    suspended_days: int | None = None
 
 
 def fleet() -> tuple[list[FleetRow], str | None, dict[str, Any]]:
@@ -81,19 +86,36 @@ def fleet() -> tuple[list[FleetRow], str | None, dict[str, Any]]:
         .values_list("target_version", flat=True)
         .distinct()
     )
+    released = {
+        (r.major, r.minor, r.patch): r.published_at
+        for r in Release.objects.only("major", "minor", "patch", "published_at")
+    }
     known = {
         parsed
         for text in [*(i.version for i in instances), *targets]
         if (parsed := parse_version(text)) is not None
-    }
-    latest = max(known) if known else None
+    } | set(released)
+    # The newest recorded release is the latest; without releases, the highest version seen.
+    latest = max(released) if released else (max(known) if known else None)
+    now = timezone.now()
+    suspensions = _suspended_since(
+        [i.pk for i in instances if i.status == InstanceStatus.SUSPENDED]
+    )
     rows: list[FleetRow] = []
     for instance in instances:
         label, count = behind(instance.version, latest, known)
         if instance.status == InstanceStatus.TORN_DOWN:
             label, count = "—", None
         spec = MACHINE_TYPES.get(instance.machine_type, {})
-        rows.append(FleetRow(instance, monthly_cost(instance), label, count, spec.get("vcpus")))
+        row = FleetRow(instance, monthly_cost(instance), label, count, spec.get("vcpus"))
+        mine = parse_version(instance.version)
+        if count and mine is not None:
+            newer = [at for key, at in released.items() if key > mine]
+            if newer:
+                row.behind_days = (now - min(newer)).days
+        if instance.pk in suspensions:
+            row.suspended_days = (now - suspensions[instance.pk]).days
+        rows.append(row)
     rows.sort(
         key=lambda r: (STATUS_ORDER.index(InstanceStatus(r.instance.status)), r.instance.slug)
     )
@@ -110,3 +132,27 @@ def fleet() -> tuple[list[FleetRow], str | None, dict[str, Any]]:
     }
     latest_text = ".".join(str(part) for part in latest) if latest else None
     return rows, latest_text, totals
+
+
+def _suspended_since(instance_ids: list[int]) -> dict[int, datetime]:
+    """When each suspended instance was suspended: its last suspend request done or suspend run
+    applied (the demo seed suspends by a run of its own). Two queries."""
+    if not instance_ids:
+        return {}
+    found: dict[int, datetime] = {}
+    by_request = (
+        Request.objects.filter(instance_id__in=instance_ids, kind=Kind.SUSPEND, state=State.DONE)
+        .order_by()
+        .values_list("instance_id")
+        .annotate(at=Max("ended_at"))
+    )
+    by_run = (
+        Run.objects.filter(instance_id__in=instance_ids, kind=Kind.SUSPEND, state=RunState.APPLIED)
+        .order_by()
+        .values_list("instance_id")
+        .annotate(at=Max("finished_at"))
+    )
+    for pk, at in [*by_request, *by_run]:
+        if pk is not None and at is not None and (pk not in found or at > found[pk]):
+            found[pk] = at
+    return found

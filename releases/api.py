@@ -186,7 +186,7 @@ class ReleaseViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
                 data.get("published_at") or timezone.now(),
                 emergency=data.get("kind") == ReleaseKind.EMERGENCY,
                 notes_url=data.get("notes_url", ""),
-                user=request.user,  # type: ignore[arg-type]  # has_role: a signed-in User
+                user=request.user,
             )
         except opening.ReleaseInvalid as exc:
             raise workflow.Invalid("The release has errors.", exc.errors) from None

@@ -49,7 +49,7 @@ class WindowForm(forms.ModelForm):
             "maintenance_end": forms.TimeInput(attrs={"type": "time"}),
         }
 
-    def clean(self) -> dict:  # type: ignore[type-arg]
+    def clean(self) -> dict:
         data = super().clean() or {}
         weekday = data.get("maintenance_weekday")
         start, end = data.get("maintenance_start"), data.get("maintenance_end")

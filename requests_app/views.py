@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 
 from portal import roles
 from provisioning import instances, runs
-from provisioning.models import Instance
+from provisioning.models import WEEKDAYS, Instance
 from provisioning.verify import VERIFIABLE, enqueue_verification
 from requests_app import validation, workflow
 from requests_app.forms import FORMS, ActionForm, CommentForm
@@ -318,6 +318,7 @@ def instance_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "requests": related,
             "can_verify": roles.has_role(request.user, roles.DEVOPS)
             and instance.status in VERIFIABLE,
+            "weekdays": WEEKDAYS,
         },
     )
 

@@ -83,9 +83,11 @@ class Command(BaseCommand):
 
     def seed_domain(self) -> str:
         """Demo instances and requests; filled in by the request domain."""
+        from releases.demo import seed as seed_releases
         from requests_app.demo import seed
 
-        return seed(say=lambda text: self.stdout.write(f"  {text}"))
+        done = seed(say=lambda text: self.stdout.write(f"  {text}"))
+        return f"{done}, {seed_releases()}"
 
 
 def is_demo_database() -> bool:
