@@ -37,6 +37,7 @@ urlpatterns = [
     path("api/schema/", include(schema_urlpatterns)),
     path("", include("audit.urls")),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
