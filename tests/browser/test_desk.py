@@ -56,3 +56,35 @@ def test_every_page_has_an_icon_that_loads(page, people):
     # Before anyone signs in as well.
     page.context.clear_cookies()
     assert page.request.get("/favicon.ico").status == 200
+
+
+# -- 1. the create form's non-standard badge ------------------------------------------------------
+
+
+def test_the_non_standard_badge_shows_only_when_the_rule_fires(page, people, screenshot):
+    sign_in(page, "ce", PASSWORD)
+    page.wait_for_selector("h1:has-text('Welcome')")
+    page.goto("/requests/new/create/")
+    badge = page.locator("#scale-warning")
+    assert not badge.is_visible(), "an empty form is standard"
+    page.fill("#id_users", "200")
+    assert not badge.is_visible(), "200 users are standard"
+    page.fill("#id_users", "3000")
+    assert not badge.is_visible(), "3,000 users is the limit, not above it"
+    page.fill("#id_users", "3001")
+    assert badge.is_visible()
+    assert "scale" in badge.inner_text() and "Tech Review" in badge.inner_text()
+    screenshot("1-too-many-users")
+    page.fill("#id_users", "200")
+    assert not badge.is_visible(), "back under the limit, standard again"
+    page.fill("#id_repositories", "25001")
+    assert badge.is_visible()
+    page.fill("#id_repositories", "25000")
+    assert not badge.is_visible()
+    # A reason ticked by hand makes the request non-standard whatever its size.
+    page.check("input[name=non_standard_reasons][value=security]")
+    assert badge.is_visible() and "security" in badge.inner_text()
+    screenshot("2-security-ticked")
+    page.uncheck("input[name=non_standard_reasons][value=security]")
+    assert not badge.is_visible()
+    screenshot("3-standard-again")
