@@ -29,6 +29,11 @@ def devops_or_superuser(view: Callable[..., HttpResponse]) -> Callable[..., Http
     return wrapped
 
 
+# Error pages in the portal's layout (portal/views.py); CSRF_FAILURE_VIEW is in the settings.
+handler403 = views.permission_denied
+handler404 = views.page_not_found
+handler500 = views.server_error
+
 urlpatterns = [
     path("", request_views.home, name="home"),
     path("", include("requests_app.urls")),
