@@ -9,7 +9,7 @@ import pytest
 
 from requests_app import workflow
 from requests_app.forms import FORMS
-from tests.browser.conftest import READS_THE_CLOCK, sign_in
+from tests.browser.conftest import ARTIFACTS, READS_THE_CLOCK, sign_in
 from tests.factories import PASSWORD, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), *READS_THE_CLOCK]
@@ -88,3 +88,234 @@ def test_the_non_standard_badge_shows_only_when_the_rule_fires(page, people, scr
     page.uncheck("input[name=non_standard_reasons][value=security]")
     assert not badge.is_visible()
     screenshot("3-standard-again")
+
+
+# -- 2. error pages in the portal's layout ---------------------------------------------------------
+
+
+def in_the_layout(page):
+    """The page has the portal's header and navigation, and a way back home."""
+    assert page.locator("header.topbar .brand").is_visible()
+    assert page.locator("[data-testid=error-home]").get_attribute("href") == "/"
+    html = page.content()
+    # None of Django's own pages (debug or plain).
+    for django_page in (
+        "Traceback",
+        "Using the URLconf",
+        "CSRF verification failed",
+        "<h1>Not Found</h1>",
+        "<h1>403 Forbidden</h1>",
+        "Server Error (500)",
+    ):
+        assert django_page not in html
+
+
+def test_403_and_404_pages_say_what_and_offer_a_way_back(page, people, screenshot):
+    filed = file(people["ce"])
+    sign_in(page, "ce", PASSWORD)
+    page.wait_for_selector("h1:has-text('Welcome')")
+
+    response = page.goto("/approvals/")
+    assert response.status == 403
+    in_the_layout(page)
+    assert page.locator("nav[aria-label=Main] >> text=My requests").is_visible()
+    message = page.locator("[data-testid=error-message]").inner_text()
+    assert message == "The approvals inbox is for CE Leadership and Tech Review."
+    screenshot("1-403")
+
+    # An action the role may not take (a page from before a role changed, or a crafted form):
+    # the 403 names the role it needs.
+    page.goto(f"/requests/{filed.pk}/")
+    cancel = page.locator("button[data-action=cancel]")
+    cancel.evaluate(
+        "(button, url) => { button.setAttribute('formaction', url);"
+        " button.removeAttribute('data-confirm'); }",
+        f"/requests/{filed.pk}/actions/approve/",
+    )
+    with page.expect_response(re.compile(r"/actions/approve/$")) as posted:
+        cancel.click()
+    assert posted.value.status == 403
+    page.wait_for_selector("[data-testid=error-page]")
+    in_the_layout(page)
+    assert page.locator("[data-testid=error-message]").inner_text() == (
+        "Only CE Leadership may approve requests."
+    )
+    # Back to the request page it came from.
+    assert page.locator("[data-testid=error-back]").get_attribute("href").endswith(
+        f"/requests/{filed.pk}/"
+    )
+    screenshot("2-403-action")
+
+    response = page.goto("/requests/999999/")
+    assert response.status == 404
+    in_the_layout(page)
+    assert page.locator("[data-testid=error-message]").inner_text() == "There is no request #999999."
+    response = page.goto("/no/such/page/")
+    assert response.status == 404
+    in_the_layout(page)
+    assert "There is no page at /no/such/page/." in page.inner_text("[data-testid=error-message]")
+    screenshot("3-404")
+    page.click("[data-testid=error-home]")
+    page.wait_for_selector("h1:has-text('Welcome')")
+
+
+def test_an_expired_form_gets_a_page_that_says_what_to_do(page, people, screenshot):
+    filed = file(people["ce"])
+    sign_in(page, "ce", PASSWORD)
+    page.wait_for_selector("h1:has-text('Welcome')")
+    page.goto(f"/requests/{filed.pk}/")
+    # As if the page was opened before signing in again: its token no longer matches.
+    page.locator(".comment-form input[name=csrfmiddlewaretoken]").evaluate(
+        "input => { input.value = 'x'.repeat(64); }"
+    )
+    page.fill("#id_body", "Any news?")
+    with page.expect_response(re.compile(r"/comments/$")) as posted:
+        page.click(".comment-form button[type=submit]")
+    assert posted.value.status == 403
+    page.wait_for_selector("[data-testid=error-page]")
+    in_the_layout(page)
+    assert page.locator("h1").inner_text() == "The form has expired"
+    assert page.locator("[data-testid=error-back]").get_attribute("href").endswith(
+        f"/requests/{filed.pk}/"
+    )
+    screenshot("csrf")
+    assert not filed.events.filter(action="comment").exists()
+
+
+def test_a_server_error_page_renders_when_the_navigation_itself_fails(
+    page, people, screenshot, monkeypatch
+):
+    sign_in(page, "ce", PASSWORD)
+    page.wait_for_selector("h1:has-text('Welcome')")
+
+    def broken(user):
+        raise RuntimeError("the database is gone")
+
+    # The navigation reads the roles from the database on every page: with it broken, every
+    # page fails, and so would an error page that needed it.
+    monkeypatch.setattr("portal.navigation.entries_for", broken)
+    response = page.goto("/requests/")
+    assert response.status == 500
+    in_the_layout(page)
+    assert "the database is gone" not in page.content()
+    assert "Something went wrong" in page.locator("h1").inner_text()
+    screenshot("500")
+
+
+# -- 3. failed actions: post, redirect, get, and say why in words -----------------------------------
+
+
+def snap(some_page, request, name):
+    """A screenshot of a page other than the `page` fixture's (a second person's browser)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    some_page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-{name}.png"), full_page=True)
+
+
+def second_person(browser, live_server, username):
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    other = context.new_page()
+    other.set_default_timeout(15000)
+    sign_in(other, username, PASSWORD)
+    other.wait_for_selector("h1:has-text('Welcome')")
+    return other
+
+
+def test_two_devops_press_pick_up_and_the_slower_hears_who_won(
+    page, people, browser, live_server, request
+):
+    filed = file(people["ce"])
+    workflow.perform(people["lead"], filed.pk, "approve", notify=False)
+    sign_in(page, "devops", PASSWORD)
+    page.wait_for_selector("h1:has-text('Welcome')")
+    page.goto(f"/requests/{filed.pk}/")
+    other = second_person(browser, live_server, "devops2")
+    other.goto(f"/requests/{filed.pk}/")
+
+    page.click("button[data-action=pick_up]")
+    page.wait_for_selector(".message-success")
+    other.click("button[data-action=pick_up]")
+    other.wait_for_selector(".messages .message-error")
+
+    # Back on the request page (a reload does not post again), told who and when, in words.
+    assert other.url.endswith(f"/requests/{filed.pk}/")
+    said = other.locator(".messages .message-error").inner_text()
+    assert re.fullmatch(r"devops picked this up (just now|\d+ seconds? ago)\.", said), said
+    shown = other.inner_text(".messages")
+    assert "pick_up" not in shown and "in_progress" not in shown
+    snap(other, request, "devops2-lost")
+    posts = []
+    other.on("request", lambda sent: posts.append(sent.url) if sent.method == "POST" else None)
+    other.reload()
+    other.wait_for_selector("[data-testid=request-state]")
+    assert posts == []
+    filed.refresh_from_db()
+    assert filed.assignee == people["devops"]
+    other.context.close()
+
+
+def planned_teardown(people, slug="tyrell"):
+    from django.utils import timezone
+
+    from provisioning import runs
+    from tests.factories import make_instance
+
+    make_instance(slug)
+    filed = file(people["ce"], slug, kind="teardown", confirm=slug)
+    workflow.perform(people["lead"], filed.pk, "approve", notify=False)
+    workflow.perform(people["devops"], filed.pk, "pick_up", notify=False)
+    workflow.perform(people["devops"], filed.pk, "plan", notify=False)
+    run = runs.latest_run(filed.pk)
+    assert run.claim("plan", "test-worker", timezone.now())
+    destroyed = ["module.instance.terraform_data.project"]
+    summary = {"add": 0, "change": 0, "destroy": 1, "destroyed": destroyed}
+    assert run.mark_planned(b"plan", "plan text", summary, "digest")
+    return filed, run
+
+
+def test_a_mistyped_teardown_slug_comes_back_with_the_field_message(page, people, screenshot):
+    filed, run = planned_teardown(people)
+    sign_in(page, "devops2", PASSWORD)  # the second person: devops planned it
+    page.wait_for_selector("h1:has-text('Welcome')")
+    page.goto(f"/requests/{filed.pk}/")
+    page.fill("#id_action_comment", "Customer confirmed on the call.")
+    page.fill("#id_confirm", "tyrel")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("button[data-action=confirm]")
+    page.wait_for_selector(".messages .message-error")
+    assert page.url.endswith(f"/requests/{filed.pk}/")
+    said = page.locator(".messages .message-error").inner_text()
+    assert said == "Type 'tyrell' to confirm the teardown."
+    # What was typed in the comment is still there to send again.
+    assert page.input_value("#id_action_comment") == "Customer confirmed on the call."
+    screenshot("teardown-mistyped")
+    run.refresh_from_db()
+    assert run.state == "planned"
+
+
+# -- 4. success messages say what happened --------------------------------------------------------
+
+
+def test_success_messages_say_what_happened(page, people, browser, live_server, request):
+    standard = file(people["ce"], "hooli")
+    large = file(people["ce"], "umbrella", users="4200")
+    sign_in(page, "lead", PASSWORD)
+    page.wait_for_selector("h1:has-text('Welcome')")
+    said = {}
+    for filed in (standard, large):
+        page.goto(f"/requests/{filed.pk}/")
+        page.click("button[data-action=approve]")
+        said[filed.instance_slug] = page.locator(".message-success").inner_text()
+    assert said == {
+        "hooli": "Approved: queued for DevOps.",
+        "umbrella": "Approved: sent to Tech Review.",
+    }
+
+    devops = second_person(browser, live_server, "devops")
+    devops.goto(f"/requests/{standard.pk}/")
+    devops.click("button[data-action=pick_up]")
+    assert devops.locator(".message-success").inner_text() == "Picked up: assigned to you."
+    devops.click("button[data-action=plan]")
+    message = devops.locator(".message-success").inner_text()
+    assert message == "Plan queued: a worker will plan the run."
+    snap(devops, request, "devops-plan-queued")
+    devops.context.close()
