@@ -223,6 +223,8 @@ def request_runs(request: HttpRequest, pk: int) -> HttpResponse:
 
 @dataclass(frozen=True)
 class ActionWords:
+    """How the pages speak of an action: people read these, so no action or state names."""
+
     done: str  # to the person who took it
     did: str  # of someone who took it: "devops picked this up 3 seconds ago."
     may: str  # of the roles it needs: "Only DevOps may pick up requests."
@@ -333,10 +335,12 @@ def ago(at: datetime) -> str:
 
 
 def conflict_message(user: "AnyUser", rule: Rule, seen: Request, error: str) -> str:
-    now = Request.objects.only("state", "version", "kind").get(pk=seen.pk)
-    if now.kind not in rule.kinds:
-        return f"{rule.label} does not apply to {now.get_kind_display().lower()} requests."
-    if now.state not in rule.moves or now.version != seen.version:
+    """Why an action is not possible now, against the request as it is now (`seen`: as the
+    page read it before acting)."""
+    current = Request.objects.only("state", "version", "kind").get(pk=seen.pk)
+    if current.kind not in rule.kinds:
+        return f"{rule.label} does not apply to {current.get_kind_display().lower()} requests."
+    if current.state not in rule.moves or current.version != seen.version:
         return changed_message(user, seen)
     return error  # the runs' own conflicts ("There is no plan waiting to be confirmed.")
 
