@@ -40,7 +40,7 @@ def file(user, slug="hooli", kind="create", **data):
     return workflow.file_request(user, kind, form.cleaned_data, notify=False)
 
 
-# -- 7. the favicon ------------------------------------------------------------------------------
+# -- 7. the favicon -------------------------------------------------------------------------------
 
 
 def test_every_page_has_an_icon_that_loads(page, people):
@@ -90,7 +90,7 @@ def test_the_non_standard_badge_shows_only_when_the_rule_fires(page, people, scr
     screenshot("3-standard-again")
 
 
-# -- 2. error pages in the portal's layout ---------------------------------------------------------
+# -- 2. error pages in the portal's layout --------------------------------------------------------
 
 
 def in_the_layout(page):
@@ -141,15 +141,15 @@ def test_403_and_404_pages_say_what_and_offer_a_way_back(page, people, screensho
         "Only CE Leadership may approve requests."
     )
     # Back to the request page it came from.
-    assert page.locator("[data-testid=error-back]").get_attribute("href").endswith(
-        f"/requests/{filed.pk}/"
-    )
+    back = page.locator("[data-testid=error-back]").get_attribute("href")
+    assert back.endswith(f"/requests/{filed.pk}/")
     screenshot("2-403-action")
 
     response = page.goto("/requests/999999/")
     assert response.status == 404
     in_the_layout(page)
-    assert page.locator("[data-testid=error-message]").inner_text() == "There is no request #999999."
+    said = page.locator("[data-testid=error-message]").inner_text()
+    assert said == "There is no request #999999."
     response = page.goto("/no/such/page/")
     assert response.status == 404
     in_the_layout(page)
@@ -175,9 +175,8 @@ def test_an_expired_form_gets_a_page_that_says_what_to_do(page, people, screensh
     page.wait_for_selector("[data-testid=error-page]")
     in_the_layout(page)
     assert page.locator("h1").inner_text() == "The form has expired"
-    assert page.locator("[data-testid=error-back]").get_attribute("href").endswith(
-        f"/requests/{filed.pk}/"
-    )
+    back = page.locator("[data-testid=error-back]").get_attribute("href")
+    assert back.endswith(f"/requests/{filed.pk}/")
     screenshot("csrf")
     assert not filed.events.filter(action="comment").exists()
 
@@ -202,7 +201,7 @@ def test_a_server_error_page_renders_when_the_navigation_itself_fails(
     screenshot("500")
 
 
-# -- 3. failed actions: post, redirect, get, and say why in words -----------------------------------
+# -- 3. failed actions: post, redirect, get, and say why in words ---------------------------------
 
 
 def snap(some_page, request, name):
@@ -319,3 +318,68 @@ def test_success_messages_say_what_happened(page, people, browser, live_server, 
     assert message == "Plan queued: a worker will plan the run."
     snap(devops, request, "devops-plan-queued")
     devops.context.close()
+
+
+# -- 5. SLA policies in the admin: a number and a unit --------------------------------------------
+
+
+@pytest.fixture
+def policies():
+    """The policy rows the data migration makes (transactional tests flush them)."""
+    from requests_app.models import SlaPolicy
+    from requests_app.sla.policies import DEFAULT_POLICIES, invalidate_cache
+
+    for kind, (response, resolution) in DEFAULT_POLICIES.items():
+        SlaPolicy.objects.get_or_create(
+            kind=kind,
+            defaults={
+                "response_target": response[0],
+                "response_mode": response[1],
+                "resolution_target": resolution[0],
+                "resolution_mode": resolution[1],
+            },
+        )
+    invalidate_cache()
+    yield
+    invalidate_cache()
+
+
+def test_an_admin_edits_sla_targets_as_numbers_and_units(page, policies, screenshot):
+    from datetime import timedelta
+
+    from requests_app.models import SlaPolicy
+
+    make_user("admin", superuser=True)
+    sign_in(page, "admin", PASSWORD)
+    page.wait_for_selector("h1:has-text('Welcome')")
+    page.goto("/admin/requests_app/slapolicy/")
+    listing = page.locator("#result_list").inner_text()
+    assert "24 hours" in listing and "15 working days" in listing
+    assert "7 calendar days" in listing and "until the target date" in listing
+    screenshot("1-list")
+
+    policy = SlaPolicy.objects.get(kind="create")
+    page.goto(f"/admin/requests_app/slapolicy/{policy.pk}/change/")
+    assert page.input_value("#id_response_target_number") == "24"
+    assert page.input_value("#id_response_target_unit") == "hours"
+    assert page.input_value("#id_resolution_target_number") == "15"
+    assert page.input_value("#id_resolution_target_unit") == "working_days"
+    # Only a resolution can run until a target date.
+    assert page.locator("#id_response_target_unit option[value=target_date]").count() == 0
+    screenshot("2-form")
+
+    page.fill("#id_resolution_target_number", "-2")
+    page.click("input[name=_save]")
+    page.wait_for_selector(".errorlist")
+    assert "positive" in page.locator(".field-resolution_target_number .errorlist").inner_text()
+    screenshot("3-refused")
+
+    page.fill("#id_response_target_number", "2")
+    page.select_option("#id_response_target_unit", "calendar_days")
+    page.fill("#id_resolution_target_number", "10")
+    page.click("input[name=_save]")
+    page.wait_for_selector(".messagelist")
+    assert "10 working days" in page.locator("#result_list").inner_text()
+    policy.refresh_from_db()
+    assert (policy.response_target, policy.response_mode) == (timedelta(days=2), "calendar")
+    assert (policy.resolution_target, policy.resolution_mode) == (timedelta(days=10), "working")
