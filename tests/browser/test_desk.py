@@ -383,3 +383,96 @@ def test_an_admin_edits_sla_targets_as_numbers_and_units(page, policies, screens
     policy.refresh_from_db()
     assert (policy.response_target, policy.response_mode) == (timedelta(days=2), "calendar")
     assert (policy.resolution_target, policy.resolution_mode) == (timedelta(days=10), "working")
+
+
+# -- 6. a phone's width ---------------------------------------------------------------------------
+
+PHONE = {"width": 390, "height": 844}
+
+
+def horizontal_overflow(page):
+    """How far the page scrolls sideways (0: it fits), and what sticks out if it does."""
+    return page.evaluate(
+        """() => {
+          const root = document.documentElement;
+          const wide = [...document.querySelectorAll('body *')]
+            .filter((el) => el.getBoundingClientRect().right > root.clientWidth + 1)
+            .slice(0, 5)
+            .map((el) => el.tagName.toLowerCase() + (el.className ? '.' + el.className : ''));
+          return [root.scrollWidth - root.clientWidth, wide];
+        }"""
+    )
+
+
+@pytest.fixture
+def busy_desk(people, policies):
+    """Requests in every column of the board, instances with long names, for the wide tables."""
+    from tests.factories import make_instance
+
+    for slug in ("acme-corporation-eu", "globex-international", "initech-staging"):
+        make_instance(slug, customer=f"{slug.replace('-', ' ').title()} Holdings Ltd")
+    shown = file(people["ce"], "umbrella-corporation", users="4200")
+    for step, slug in enumerate(("hooli-production", "pied-piper-trial", "massive-dynamic")):
+        filed = file(people["ce"], slug)
+        workflow.perform(people["lead"], filed.pk, "approve", notify=False)
+        if step:
+            workflow.perform(people["devops"], filed.pk, "pick_up", notify=False)
+        if step == 2:
+            workflow.perform(people["devops"], filed.pk, "wait_on_customer", notify=False)
+    return shown
+
+
+def test_the_pages_fit_a_phone(page, people, busy_desk, screenshot):
+    page.set_viewport_size(PHONE)
+    sign_in(page, "devops", PASSWORD)
+    page.wait_for_selector("h1:has-text('Welcome')")
+    pages = {
+        "home": "/",
+        "request-list": "/requests/",
+        "request-detail": f"/requests/{busy_desk.pk}/",
+        # A plan waiting to be confirmed: the long resource addresses it destroys, its log.
+        "teardown-detail": f"/requests/{planned_teardown(people)[0].pk}/",
+        "queue": "/queue/",
+        "instances": "/instances/",
+        "board": "/dashboards/board/",
+        "fleet": "/dashboards/fleet/",
+        "sla-dashboard": "/dashboards/sla/",
+    }
+    overflowing = {}
+    for name, url in pages.items():
+        page.goto(url)
+        page.wait_for_load_state("load")
+        width, wide = horizontal_overflow(page)
+        if width > 0:
+            overflowing[name] = (width, wide)
+        screenshot(name)
+    assert overflowing == {}, overflowing
+
+    # Tables scroll inside their own box instead of pushing the page sideways.
+    page.goto("/requests/")
+    table = page.locator("[data-testid=request-table]")
+    scroller = table.locator("xpath=..")
+    assert scroller.evaluate("el => getComputedStyle(el).overflowX") == "auto"
+    assert scroller.evaluate("el => el.scrollWidth > el.clientWidth")
+
+
+def test_the_navigation_folds_into_a_menu_on_a_phone(page, people, screenshot):
+    page.set_viewport_size(PHONE)
+    sign_in(page, "devops", PASSWORD)
+    page.wait_for_selector("h1:has-text('Welcome')")
+    menu = page.locator("[data-testid=menu-button]")
+    nav = page.locator("nav[aria-label=Main]")
+    assert menu.is_visible() and not nav.is_visible()
+    assert menu.get_attribute("aria-expanded") == "false"
+    screenshot("1-folded")
+    menu.click()
+    assert nav.is_visible() and menu.get_attribute("aria-expanded") == "true"
+    assert horizontal_overflow(page)[0] == 0
+    screenshot("2-open")
+    nav.locator('text="Board"').click()
+    page.wait_for_selector("[data-testid=board]")
+    assert not nav.is_visible()  # folded again on the next page
+
+    # On a wide screen there is no menu button: the navigation is all there.
+    page.set_viewport_size({"width": 1280, "height": 900})
+    assert not menu.is_visible() and nav.is_visible()
