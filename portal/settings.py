@@ -42,6 +42,8 @@ if not DEBUG:
             )
 
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+# An expired form gets a page in the portal's layout that says what to do (portal/views.py).
+CSRF_FAILURE_VIEW = "portal.views.csrf_failure"
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -30,6 +30,11 @@ def devops_or_superuser(view: Callable[..., HttpResponse]) -> Callable[..., Http
     return wrapped
 
 
+# Error pages in the portal's layout (portal/views.py); CSRF_FAILURE_VIEW is in the settings.
+handler403 = views.permission_denied
+handler404 = views.page_not_found
+handler500 = views.server_error
+
 urlpatterns = [
     path("", request_views.home, name="home"),
     path("", include("requests_app.urls")),
@@ -41,6 +46,7 @@ urlpatterns = [
     path("api/schema/", include(schema_urlpatterns)),
     path("", include("audit.urls")),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

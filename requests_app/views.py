@@ -2,14 +2,17 @@
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
+from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, F, Prefetch, Q
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -29,7 +32,7 @@ from requests_app.models import (
     State,
 )
 from requests_app.sla import policies, status
-from requests_app.transitions import RULES
+from requests_app.transitions import RULES, Rule
 
 if TYPE_CHECKING:
     from portal.roles import AnyUser
@@ -57,14 +60,17 @@ def with_timers(rows: Iterable[Request]) -> list[Request]:
 
 def require_reader(user: "AnyUser") -> None:
     if not workflow.can_read(user):
-        raise PermissionDenied("Your account has no role in the portal.")
+        raise PermissionDenied("Your account has no role in the portal yet; ask an administrator.")
 
 
 def get_request_for_user(request: HttpRequest, pk: int) -> Request:
     require_reader(request.user)
     events = Event.objects.select_related("by").order_by("at", "id")
     queryset = Request.objects.with_related().prefetch_related(Prefetch("events", queryset=events))
-    return get_object_or_404(queryset, pk=pk)
+    found = queryset.filter(pk=pk).first()
+    if found is None:
+        raise Http404(f"There is no request #{pk}.")
+    return found
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -164,13 +170,7 @@ def new_request(request: HttpRequest, kind: str) -> HttpResponse:
     return render(request, "requests_app/new_request.html", context, status=200)
 
 
-def request_detail(
-    request: HttpRequest,
-    pk: int,
-    error: str | None = None,
-    status: int = 200,
-    action_form: ActionForm | None = None,
-) -> HttpResponse:
+def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     target = with_timers([get_request_for_user(request, pk)])[0]
     allowed = workflow.allowed_actions(request.user, target)
     buttons = [RULES[action] for action in allowed]
@@ -180,13 +180,13 @@ def request_detail(
         "buttons": buttons,
         "can_comment": workflow.can_comment(request.user),
         "comment_form": CommentForm(),
-        "action_form": action_form or ActionForm(),
-        "error": error,
+        # What the person typed before an action failed and came back here (request_action).
+        "action_form": ActionForm(initial=request.session.pop(draft_key(pk), None)),
         "is_requester": target.requested_by_id == request.user.pk,
         **(runs_context(target, request.user) if target.kind != Kind.FEATURE else {}),
         **confirm_context(target),
     }
-    return render(request, "requests_app/request_detail.html", context, status=status)
+    return render(request, "requests_app/request_detail.html", context)
 
 
 def runs_context(target: Request, user: "AnyUser") -> dict[str, Any]:
@@ -218,14 +218,147 @@ def request_runs(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "requests_app/_runs.html", runs_context(target, request.user))
 
 
+# -- actions: what the pages say ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActionWords:
+    """How the pages speak of an action: people read these, so no action or state names."""
+
+    done: str  # to the person who took it
+    did: str  # of someone who took it: "devops picked this up 3 seconds ago."
+    may: str  # of the roles it needs: "Only DevOps may pick up requests."
+    done_by_state: dict[str, str] = field(default_factory=dict)  # `done`, by the state reached
+
+
+ACTION_WORDS: dict[str, ActionWords] = {
+    "approve": ActionWords(
+        "Approved: queued for DevOps.",
+        "approved this",
+        "approve requests",
+        {State.TECH_REVIEW: "Approved: sent to Tech Review."},
+    ),
+    "reject": ActionWords(
+        "Rejected: the requester is told why.", "rejected this", "reject requests"
+    ),
+    "tech_approve": ActionWords(
+        "Approved in tech review: queued for DevOps.",
+        "approved this in tech review",
+        "approve in tech review",
+    ),
+    "tech_reject": ActionWords(
+        "Rejected in tech review: the requester is told why.",
+        "rejected this in tech review",
+        "reject in tech review",
+    ),
+    "pick_up": ActionWords("Picked up: assigned to you.", "picked this up", "pick up requests"),
+    "wait_on_customer": ActionWords(
+        "Waiting on the customer: the resolution clock is paused.",
+        "set this to wait on the customer",
+        "set requests to wait on the customer",
+    ),
+    "resume_work": ActionWords(
+        "Work resumed: the resolution clock runs again.",
+        "resumed work on this",
+        "resume work on requests",
+    ),
+    "complete": ActionWords(
+        "Marked done: the requester is told.", "marked this done", "mark requests done"
+    ),
+    "set_target": ActionWords(
+        "Target date set: the resolution clock counts down to it.",
+        "set the target date",
+        "set target dates",
+    ),
+    "plan": ActionWords("Plan queued: a worker will plan the run.", "queued a plan", "plan runs"),
+    "confirm": ActionWords(
+        "Plan confirmed: a worker will apply it.", "confirmed the plan", "confirm plans"
+    ),
+    "discard": ActionWords(
+        "Plan discarded: nothing was changed.", "discarded the plan", "discard plans"
+    ),
+    "retry": ActionWords(
+        "Retry queued: a worker will plan the run again.", "retried the run", "retry runs"
+    ),
+    "cancel": ActionWords(
+        "Cancelled: nothing more will happen to this request.",
+        "cancelled this",
+        "cancel requests",
+    ),
+}
+FILED = "filed this"  # the first event of every request, `submit`
+
+
+def draft_key(pk: int) -> str:
+    return f"action-draft-{pk}"
+
+
+def done_message(action: str, reached: str) -> str:
+    words = ACTION_WORDS[action]
+    return words.done_by_state.get(reached, words.done)
+
+
+def forbidden_message(user: "AnyUser", rule: Rule, target: Request, error: str) -> str:
+    """Which role the action needs, when the role is what is missing; otherwise the workflow's
+    own words (the requester rule, the second person of a destructive confirm)."""
+    if user.is_active and workflow.role_allows(user, rule, target):
+        return error
+    who = [*rule.roles, *(["the requester"] if rule.requester_may else [])]
+    return f"Only {' or '.join(who)} may {ACTION_WORDS[rule.action].may}."
+
+
+def changed_message(user: "AnyUser", target: Request) -> str:
+    """Who changed the request last and when, from its history: the reason an action that was
+    possible on the page the person saw is not possible any more."""
+    latest = (
+        Event.objects.filter(request=target, action__in=[*ACTION_WORDS, "submit"])
+        .select_related("by")
+        .order_by("-id")  # the last one written: the change this action lost to
+        .first()
+    )
+    if latest is None:
+        return "Someone changed this request first; here it is as it is now."
+    if latest.by_id is not None and latest.by_id == user.pk:
+        who = "You"
+    else:
+        who = latest.by.username if latest.by else "The portal"
+    did = ACTION_WORDS[latest.action].did if latest.action in ACTION_WORDS else FILED
+    return f"{who} {did} {ago(latest.at)}."
+
+
+def ago(at: datetime) -> str:
+    """When, in words: "3 seconds ago", "2 hours ago", and "just now" (not a bare "now")."""
+    if timezone.now() - at < timedelta(seconds=1):
+        return "just now"
+    # naturaltime keeps its number and unit together with no-break spaces; a message is text.
+    return naturaltime(at).replace("\xa0", " ")
+
+
+def conflict_message(user: "AnyUser", rule: Rule, seen: Request, error: str) -> str:
+    """Why an action is not possible now, against the request as it is now (`seen`: as the
+    page read it before acting)."""
+    current = Request.objects.only("state", "version", "kind").get(pk=seen.pk)
+    if current.kind not in rule.kinds:
+        return f"{rule.label} does not apply to {current.get_kind_display().lower()} requests."
+    if current.state not in rule.moves or current.version != seen.version:
+        return changed_message(user, seen)
+    return error  # the runs' own conflicts ("There is no plan waiting to be confirmed.")
+
+
 @require_POST
 def request_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """POST, then redirect to the request page whatever happened (a reload never posts again),
+    with a message that says what happened, or why not, in words."""
+    if action not in RULES:
+        raise Http404("There is no such action.")
     target = get_request_for_user(request, pk)
+    rule = RULES[action]
     form = ActionForm(data=request.POST)
-    if not form.is_valid():
-        return request_detail(request, pk, error="Check the form.", status=400, action_form=form)
     try:
-        workflow.perform(
+        if not form.is_valid():
+            errors = {name: [str(e) for e in found] for name, found in form.errors.items()}
+            raise workflow.Invalid("Check the form.", errors)
+        done = workflow.perform(
             request.user,
             target.pk,
             action,
@@ -233,10 +366,20 @@ def request_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             due_at=form.cleaned_data["due_at"],
             confirm=form.cleaned_data["confirm"],
         )
-    except workflow.WorkflowError as exc:
-        return request_detail(request, pk, error=exc.message, status=exc.status, action_form=form)
-    label = RULES[action].label if action in RULES else action
-    messages.success(request, f"{label}: done.")
+    except workflow.Forbidden as exc:
+        raise PermissionDenied(forbidden_message(request.user, rule, target, exc.message)) from None
+    except workflow.Conflict as exc:
+        messages.error(request, conflict_message(request.user, rule, target, exc.message))
+    except workflow.Invalid as exc:
+        found = [message for errors in exc.errors.values() for message in errors]
+        messages.error(request, " ".join(dict.fromkeys(found)) or exc.message)
+        # Keep what was typed for the page that comes back (the slug typed is not kept).
+        request.session[draft_key(pk)] = {
+            "comment": request.POST.get("comment", ""),
+            "due_at": request.POST.get("due_at", ""),
+        }
+    else:
+        messages.success(request, done_message(action, done.state))
     return redirect("request_detail", pk=pk)
 
 
@@ -245,9 +388,12 @@ def request_comment(request: HttpRequest, pk: int) -> HttpResponse:
     target = get_request_for_user(request, pk)
     try:
         workflow.add_comment(request.user, target.pk, request.POST.get("body", ""))
+    except workflow.Forbidden as exc:
+        raise PermissionDenied(exc.message) from None
     except workflow.WorkflowError as exc:
-        return request_detail(request, pk, error=exc.message, status=exc.status)
-    messages.success(request, "Comment added.")
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Comment added.")
     return redirect("request_detail", pk=pk)
 
 

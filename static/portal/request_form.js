@@ -1,5 +1,6 @@
-// New-request form: suggest a machine type from users and repositories, flag non-standard
-// scale, show the IP ranges only for an allowlist, and offer known instance slugs.
+// New-request form: suggest a machine type from users and repositories, flag a non-standard
+// request (too large, or a reason ticked), show the IP ranges only for an allowlist, and offer
+// known instance slugs.
 (function () {
   const form = document.querySelector(".request-form");
   if (!form) return;
@@ -20,13 +21,29 @@
     }
     const shown = document.getElementById("recommended-type");
     if (shown) shown.textContent = pick;
+    flagNonStandard(u > data.max_users || r > data.max_repositories);
+  }
+  // The rule of docs/workflow.md: any reason ticked, or a size above the largest machine (the
+  // form then adds "scale"), sends the request through Tech Review. The badge says which.
+  function flagNonStandard(tooLarge) {
     const warn = document.getElementById("scale-warning");
-    if (warn) warn.hidden = !(u > data.max_users || r > data.max_repositories);
+    if (!warn) return;
+    const reasons = Array.from(form.querySelectorAll("input[name=non_standard_reasons]:checked"))
+      .map((box) => box.value);
+    if (tooLarge && !reasons.includes("scale")) reasons.push("scale");
+    warn.hidden = reasons.length === 0;
+    warn.textContent =
+      (tooLarge ? "above " + data.max_users.toLocaleString("en-US") + " users or " +
+        data.max_repositories.toLocaleString("en-US") + " repositories: " : "") +
+      "non-standard (" + reasons.join(", ") + "), goes to Tech Review";
   }
   function toggleRanges() {
     if (ranges && access) ranges.hidden = access.value !== "ip_allowlist";
   }
   [users, repos].forEach((el) => el && el.addEventListener("input", recommend));
+  form.querySelectorAll("input[name=non_standard_reasons]").forEach((box) =>
+    box.addEventListener("change", recommend)
+  );
   if (access) access.addEventListener("change", toggleRanges);
   recommend();
   toggleRanges();

@@ -107,3 +107,30 @@ def test_migrations_are_complete(db):
     from django.core.management import call_command
 
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+def test_the_server_error_page_needs_no_database_and_survives_its_own_template(
+    rf, db, django_assert_num_queries, monkeypatch
+):
+    from portal import views
+
+    request = rf.get("/requests/", HTTP_REFERER="http://testserver/queue/")
+    with django_assert_num_queries(0):
+        response = views.server_error(request)
+    assert response.status_code == 500
+    html = response.content.decode()
+    assert "Something went wrong" in html and 'href="http://testserver/queue/"' in html
+
+    def broken(name):
+        raise ValueError("Missing staticfiles manifest entry")
+
+    monkeypatch.setattr(views.loader, "get_template", broken)
+    fallback = views.server_error(request)
+    assert fallback.status_code == 500 and b"Something went wrong" in fallback.content
+
+
+def test_the_api_keeps_djangos_plain_error_answers(client, users):
+    client.force_login(users["ce"])
+    response = client.get("/api/v1/no-such-thing/")
+    assert response.status_code == 404
+    assert b"data-testid" not in response.content

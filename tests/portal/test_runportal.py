@@ -4,6 +4,7 @@ exits, outlives a Redis outage and leaves nothing running when stopped."""
 import http.cookiejar
 import json
 import os
+import shlex
 import signal
 import socket
 import stat
@@ -100,6 +101,45 @@ def test_the_makefile_gets_the_environment_as_shell_exports(tmp_path):
     )
     key = (tmp_path / "secret_key").read_text().strip()
     assert shell.stdout.split() == ["http://127.0.0.1:8100", "127.0.0.1,localhost,[::1]", key]
+
+
+LINK_FROM_SETTINGS = """
+import django
+django.setup()
+from requests_app.models import Event, Request
+from requests_app.notifications import message_for
+request = Request(pk=15, kind="create", customer="Tyrell", instance_slug="tyrell")
+print(message_for("new_request", request, Event(action="submit"))[1].splitlines()[-1])
+"""
+
+
+@pytest.mark.parametrize("how", ["environment", "argument"])
+def test_make_run_with_port_8100_links_notifications_to_port_8100(tmp_path, how):
+    """`PORT=8100 make run` (or `make run PORT=8100`): the Makefile hands its port both to
+    runportal and to portal.env, whose PORTAL_BASE_URL the notifications link to."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "PORTAL_VAR_DIR": str(tmp_path),
+        **({"PORT": "8100"} if how == "environment" else {}),
+    }
+    args = [] if how == "environment" else ["PORT=8100"]
+    # -n: what `make run` would run, without running it.
+    dry = subprocess.run(
+        ["make", "-n", "run", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert "-m portal.env local-run 8100" in dry.stdout
+    assert "runportal --port 8100" in dry.stdout
+
+    # That environment, evaluated as the recipe does, and a notification made under it.
+    python = shlex.quote(sys.executable)
+    script = f'eval "$({python} -m portal.env local-run 8100)"; exec {python} -c "$LINK"'
+    env.update(DJANGO_SETTINGS_MODULE="portal.settings", LINK=LINK_FROM_SETTINGS)
+    shell = subprocess.run(
+        ["sh", "-c", script], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert shell.returncode == 0, shell.stderr
+    assert shell.stdout.strip() == "http://127.0.0.1:8100/requests/15/"
 
 
 # -- the supervisor's rules ----------------------------------------------------------------------

@@ -165,3 +165,112 @@ def test_the_retry_action_needs_the_change_permission(client, users, history):
     )
     failed.refresh_from_db()
     assert failed.status == "failed"
+
+
+# -- SLA policies: a number and a unit per target ------------------------------------------------
+
+
+def policy_form(policy, **data):
+    from requests_app.admin import SlaPolicyForm
+
+    values = {
+        "kind": policy.kind,
+        "response_target_number": "24",
+        "response_target_unit": "hours",
+        "resolution_target_number": "15",
+        "resolution_target_unit": "working_days",
+        **data,
+    }
+    return SlaPolicyForm(data=values, instance=policy)
+
+
+@pytest.mark.parametrize(
+    "kind,shown",
+    [
+        ("create", ("24", "hours", "15", "working_days")),
+        ("upgrade", (None, "hours", "7", "calendar_days")),
+        ("feature", ("24", "hours", None, "target_date")),
+    ],
+)
+def test_the_policy_form_shows_each_target_as_a_number_and_a_unit(db, kind, shown):
+    from requests_app.admin import SlaPolicyForm
+    from requests_app.models import SlaPolicy
+
+    initial = SlaPolicyForm(instance=SlaPolicy.objects.get(kind=kind)).initial
+    names = ("response_target_number", "response_target_unit")
+    names += ("resolution_target_number", "resolution_target_unit")
+    values = tuple(None if initial[n] is None else str(initial[n]) for n in names)
+    assert values == shown
+
+
+@pytest.mark.parametrize(
+    "data,stored",
+    [
+        ({}, ((timedelta(hours=24), "calendar"), (timedelta(days=15), "working"))),
+        (
+            {"response_target_number": "2", "response_target_unit": "calendar_days"},
+            ((timedelta(days=2), "calendar"), (timedelta(days=15), "working")),
+        ),
+        (
+            {"resolution_target_number": "1.5", "resolution_target_unit": "working_days"},
+            ((timedelta(hours=24), "calendar"), (timedelta(hours=36), "working")),
+        ),
+        (
+            {"resolution_target_number": "", "resolution_target_unit": "target_date"},
+            ((timedelta(hours=24), "calendar"), (None, "target_date")),
+        ),
+        (
+            {"response_target_number": ""},
+            ((None, "calendar"), (timedelta(days=15), "working")),
+        ),
+    ],
+)
+def test_the_policy_form_stores_the_duration_and_mode_the_timers_read(db, data, stored):
+    from requests_app.models import SlaPolicy
+
+    form = policy_form(SlaPolicy.objects.get(kind="create"), **data)
+    assert form.is_valid(), form.errors
+    policy = form.save()
+    policy.refresh_from_db()
+    assert (
+        (policy.response_target, policy.response_mode),
+        (policy.resolution_target, policy.resolution_mode),
+    ) == stored
+
+
+@pytest.mark.parametrize(
+    "data,field,message",
+    [
+        ({"response_target_number": "0"}, "response_target_number", "positive"),
+        ({"resolution_target_number": "-3"}, "resolution_target_number", "positive"),
+        ({"resolution_target_number": ""}, "resolution_target_number", "Give a number"),
+        (
+            {"resolution_target_unit": "target_date"},
+            "resolution_target_number",
+            "Leave it empty",
+        ),
+        # Only a resolution runs until a target date (the model's response modes).
+        ({"response_target_unit": "target_date"}, "response_target_unit", "valid choice"),
+        ({"response_target_number": "abc"}, "response_target_number", "number"),
+    ],
+)
+def test_the_policy_form_refuses_what_the_timers_cannot_use(db, data, field, message):
+    from requests_app.models import SlaPolicy
+
+    policy = SlaPolicy.objects.get(kind="create")
+    before = (policy.response_target, policy.resolution_target)
+    form = policy_form(policy, **data)
+    assert not form.is_valid()
+    assert message in " ".join(form.errors[field])
+    policy.refresh_from_db()
+    assert (policy.response_target, policy.resolution_target) == before
+
+
+def test_the_policy_list_reads_in_words(admin_client):
+    from requests_app.models import SlaPolicy
+
+    listing = admin_client.get(reverse("admin:requests_app_slapolicy_changelist"))
+    html = listing.content.decode()
+    assert "24 hours" in html and "15 working days" in html
+    assert "7 calendar days" in html and "until the target date" in html
+    assert SlaPolicy.objects.count() == 7

@@ -1,9 +1,11 @@
 """The pages people click through: forms with errors, only one's own buttons, inbox, queue."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from requests_app import workflow
 from requests_app.forms import FORMS
@@ -121,16 +123,27 @@ def test_lead_approves_from_the_page_and_devops_picks_up_from_the_queue(client, 
     assert request.state == "in_progress" and request.assignee == users["devops"]
 
 
-def test_a_forbidden_or_stale_action_answers_with_its_status(client, users):
+def test_a_forbidden_action_answers_403_naming_the_role_it_needs(client, users):
     request = file(users["ce"])
     login(client, users["ce"])
     forbidden = client.post(reverse("request_action", args=[request.pk, "approve"]))
-    assert forbidden.status_code == 403 and b"may not approve" in forbidden.content
-    client.logout()
-    login(client, users["devops"])
-    stale = client.post(reverse("request_action", args=[request.pk, "pick_up"]))
-    assert stale.status_code == 409
-    assert 'data-testid="action-error"' in stale.content.decode()
+    assert forbidden.status_code == 403
+    assert b"Only CE Leadership may approve requests." in forbidden.content
+    unknown = client.post(reverse("request_action", args=[request.pk, "launch"]))
+    assert unknown.status_code == 404
+
+
+def test_a_stale_action_comes_back_to_the_request_page_saying_who_acted(client, users):
+    request = file(users["ce"])
+    earlier = timezone.now() - timedelta(minutes=3)
+    workflow.perform(users["lead"], request.pk, "cancel", notify=False, now=earlier)
+    login(client, users["ce"])
+    stale = client.post(reverse("request_action", args=[request.pk, "cancel"]))
+    # Post, redirect, get: a reload of the page does not post again.
+    assert stale.status_code == 302 and stale["Location"] == f"/requests/{request.pk}/"
+    page = client.get(stale["Location"]).content.decode()
+    assert "lead cancelled this 3 minutes ago." in page
+    assert "cancel is not possible" not in page and "cancelled;" not in page
 
 
 @pytest.mark.parametrize(
