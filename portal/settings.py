@@ -271,6 +271,9 @@ DEMO_PASSWORD = env_str("DEMO_PASSWORD", "demo")
 # Provisioning.
 PROVISIONING_BACKEND = env_choice("PROVISIONING_BACKEND", "sandbox", choices=("sandbox", "gcp"))
 TERRAFORM_BIN = env_str("TERRAFORM_BIN", "terraform")
+# The project whose Compute API lists the zones the request forms offer (any project the
+# portal's credentials can read; the sandbox answers for any name). Empty: the built-in list.
+COMPUTE_ZONES_PROJECT = env_str("COMPUTE_ZONES_PROJECT", f"{INSTANCE_PROJECT_PREFIX}-portal")
 SANDBOX_COMPUTE_URL = env_url("SANDBOX_COMPUTE_URL", None, schemes={"http"})
 
 REST_FRAMEWORK = {

@@ -68,6 +68,7 @@ class Clients:
     snapshots: compute_v1.SnapshotsClient
     zone_operations: compute_v1.ZoneOperationsClient
     global_operations: compute_v1.GlobalOperationsClient
+    zones: compute_v1.ZonesClient
 
 
 def clients(endpoint: str | None = None) -> Clients:
@@ -87,6 +88,7 @@ def clients(endpoint: str | None = None) -> Clients:
         snapshots=compute_v1.SnapshotsClient(**options),
         zone_operations=compute_v1.ZoneOperationsClient(**options),
         global_operations=compute_v1.GlobalOperationsClient(**options),
+        zones=compute_v1.ZonesClient(**options),
     )
 
 
@@ -198,6 +200,12 @@ class Compute:
         """ "RUNNING", "TERMINATED", ... or None when the instance does not exist."""
         instance = self.get_instance(project, zone, name)
         return instance.status if instance is not None else None
+
+    def list_zones(self, project: str) -> list[str]:
+        """The names of the zones that are UP, sorted."""
+        request = compute_v1.ListZonesRequest(project=project)
+        found = self._call(self.api.zones.list, request)
+        return sorted(zone.name for zone in found if zone.status == "UP")
 
     def list_vms(self, project: str, zone: str, prefix: str = "") -> list[compute_v1.Instance]:
         """The zone's VMs whose names start with prefix; none when the project does not exist."""

@@ -8,7 +8,7 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 
-from provisioning import instances
+from provisioning import instances, zones
 from provisioning.models import Access, Instance, InstanceStatus
 from requests_app import validation
 from requests_app.models import PROVISIONING_KINDS, Kind, NonStandardReason, Request
@@ -63,6 +63,20 @@ class BaseRequestForm(forms.Form):
         "non_standard_reasons",
     ]
 
+    def __init__(self, *args: Any, editing: Request | None = None, **kwargs: Any) -> None:
+        """`editing`: the request its requester is changing; its instance stays as filed."""
+        super().__init__(*args, **kwargs)
+        self.editing = editing
+        if editing is not None:
+            self.fields["instance"].disabled = True
+            self.fields["instance"].initial = editing.instance_slug
+            self.fields["customer"].disabled = True
+            self.fields["customer"].initial = editing.customer
+
+    def _others(self) -> Any:
+        found = Request.objects.open()
+        return found.exclude(pk=self.editing.pk) if self.editing is not None else found
+
     def clean_instance(self) -> str:
         slug = self.cleaned_data["instance"].strip().lower()
         self.instance_obj = instances.live(slug)
@@ -81,7 +95,7 @@ class BaseRequestForm(forms.Form):
         if self.kind not in PROVISIONING_KINDS:
             return
         clash = (
-            Request.objects.open()
+            self._others()
             .filter(instance_slug=slug, kind__in=PROVISIONING_KINDS)
             .order_by("created_at")
             .first()
@@ -96,7 +110,16 @@ class BaseRequestForm(forms.Form):
         cleaned = super().clean()
         assert cleaned is not None  # Form.clean returns cleaned_data
         instance = getattr(self, "instance_obj", None)
-        if not cleaned.get("customer") and instance:
+        if instance is not None:
+            # The customer of an existing instance is the instance's: taken from it, and a
+            # different name is refused rather than spread into titles, mail and figures.
+            given = (cleaned.get("customer") or "").strip()
+            if given and given.casefold() != instance.customer.casefold():
+                self.add_error(
+                    "customer",
+                    f"{instance.slug!r} belongs to {instance.customer!r}; leave the customer "
+                    "empty or give that name.",
+                )
             cleaned["customer"] = instance.customer
         if not cleaned.get("customer") and "customer" not in self.errors:
             self.add_error("customer", "Name the customer.")
@@ -129,7 +152,14 @@ class CreateRequestForm(BaseRequestForm):
         "justification",
         "non_standard_reasons",
     ]
-    zone = forms.CharField(max_length=40, initial="us-central1-f", required=False)
+    # A select of Compute's zones on the page; the API takes the name (checked in clean_zone).
+    zone = forms.CharField(
+        max_length=40,
+        initial=zones.DEFAULT_ZONE,
+        required=False,
+        widget=forms.Select(),
+        help_text="Where the VM runs; from Compute's list of zones.",
+    )
     access = forms.ChoiceField(choices=Access.choices, initial=Access.PUBLIC_SSO, required=False)
     allowed_ip_ranges = ListField(
         required=False,
@@ -151,7 +181,7 @@ class CreateRequestForm(BaseRequestForm):
             raise forms.ValidationError(errors)
         if instances.live(slug) is not None:
             raise forms.ValidationError(f"An instance {slug!r} already exists.")
-        clash = Request.objects.open().filter(kind=Kind.CREATE, instance_slug=slug).first()
+        clash = self._others().filter(kind=Kind.CREATE, instance_slug=slug).first()
         if clash:
             raise forms.ValidationError(
                 f"Request #{clash.pk} already asks to create {slug!r} "
@@ -159,10 +189,18 @@ class CreateRequestForm(BaseRequestForm):
             )
         return slug
 
+    def __init__(self, *args: Any, editing: Request | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, editing=editing, **kwargs)
+        zone_field = self.fields["zone"]
+        assert isinstance(zone_field.widget, forms.Select)
+        zone_field.widget.choices = [(z, z) for z in zones.zones()]
+
     def clean_zone(self) -> str:
-        zone = self.cleaned_data["zone"].strip() or "us-central1-f"
+        zone = self.cleaned_data["zone"].strip() or zones.DEFAULT_ZONE
         if not validation.ZONE.match(zone):
             raise forms.ValidationError(f"{zone!r} is not a GCP zone such as us-central1-f.")
+        if zone not in zones.zones():
+            raise forms.ValidationError(f"{zone!r} is not one of Compute's zones.")
         return zone
 
     def clean_target_version(self) -> str:

@@ -8,6 +8,7 @@ urlpatterns = [
     path("requests/new/", views.new_request_choose, name="new_request_choose"),
     path("requests/new/<str:kind>/", views.new_request, name="new_request"),
     path("requests/<int:pk>/", views.request_detail, name="request_detail"),
+    path("requests/<int:pk>/edit/", views.edit_request, name="edit_request"),
     path("requests/<int:pk>/actions/<str:action>/", views.request_action, name="request_action"),
     path("requests/<int:pk>/comments/", views.request_comment, name="request_comment"),
     path("requests/<int:pk>/runs/", views.request_runs, name="request_runs"),

@@ -170,6 +170,51 @@ def new_request(request: HttpRequest, kind: str) -> HttpResponse:
     return render(request, "requests_app/new_request.html", context, status=200)
 
 
+def edit_request(request: HttpRequest, pk: int) -> HttpResponse:
+    """The requester changes their request until it is approved (each edit in the history)."""
+    target = get_request_for_user(request, pk)
+    if target.requested_by_id != request.user.pk:
+        raise PermissionDenied("Only the person who filed a request may edit it.")
+    if target.state != State.PENDING_APPROVAL:
+        messages.error(request, "This request was approved or has ended: it cannot be edited.")
+        return redirect("request_detail", pk=target.pk)
+    form_class = FORMS[target.kind]
+    if request.method == "POST":
+        form = form_class(data=request.POST, editing=target)
+        if form.is_valid():
+            try:
+                workflow.edit_request(
+                    request.user,
+                    target.pk,
+                    form.cleaned_data,
+                    version=_int_or_none(request.POST.get("version")),
+                )
+            except workflow.WorkflowError as exc:
+                messages.error(request, exc.message)
+            else:
+                messages.success(request, "Your changes are saved; the history lists them.")
+            return redirect("request_detail", pk=target.pk)
+    else:
+        initial = {
+            name: getattr(target, name)
+            for name in form_class.base_fields
+            if hasattr(target, name) and name not in ("instance",)
+        }
+        form = form_class(initial=initial, editing=target)
+    return render(
+        request,
+        "requests_app/edit_request.html",
+        {"form": form, "target": target, "kind_label": Kind(target.kind).label},
+    )
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
 def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     target = with_timers([get_request_for_user(request, pk)])[0]
     allowed = workflow.allowed_actions(request.user, target)

@@ -223,6 +223,72 @@ def file_request(
     return request
 
 
+# -- editing ------------------------------------------------------------------------------------
+
+EDITABLE = ("justification", "non_standard_reasons")
+
+
+def edit_request(
+    user: "AnyUser",
+    request_id: int,
+    cleaned: Mapping[str, Any],
+    *,
+    version: int | None = None,
+    now: datetime | None = None,
+) -> Request:
+    """The requester changes their request while it waits for approval; the event lists what
+    changed (old and new). `version`: the version the person edited (a change made since is a
+    409, not overwritten)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        request = Request.objects.select_for_update().get(pk=request_id)
+        if not user.is_active or request.requested_by_id != user.pk:
+            raise Forbidden("Only the person who filed a request may edit it.")
+        if request.state != State.PENDING_APPROVAL:
+            raise Conflict(
+                f"Request #{request.pk} is {request.get_state_display().lower()}; a request can "
+                "be edited only until it is approved."
+            )
+        if version is not None and version != request.version:
+            raise Conflict(f"Request #{request.pk} was changed since you opened it; reload.")
+        fields = (*EDITABLE, *FIELDS_BY_KIND.get(request.kind, ()))
+        changes: dict[str, Any] = {}
+        for name in fields:
+            if name not in cleaned:
+                continue
+            new = cleaned[name]
+            if name == "non_standard_reasons":
+                new = sorted(set(new or []))
+            if new != getattr(request, name):
+                changes[name] = new
+        if not changes:
+            return request
+        shown = {
+            name: [_plain(getattr(request, name)), _plain(value)] for name, value in changes.items()
+        }
+        if "non_standard_reasons" in changes:
+            changes["standard"] = not changes["non_standard_reasons"]
+        Request.objects.filter(pk=request.pk).update(
+            **changes, updated_at=now, version=F("version") + 1
+        )
+        request.refresh_from_db()
+        Event.objects.create(
+            request=request,
+            at=now,
+            by=user,
+            action="edit",
+            from_state=request.state,
+            to_state=request.state,
+            comment="Changed " + ", ".join(name.replace("_", " ") for name in shown) + ".",
+            data={"changed": shown},
+        )
+    return request
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
 # -- maintenance --------------------------------------------------------------------------------
 
 

@@ -42,12 +42,15 @@ from provisioning.sandbox.state import (
     SandboxBase,
     parse_body,
 )
+from provisioning.sandbox.zones import ZonesMixin
 
 
 def _routes() -> list[Route]:
     project = r"/compute/v1/projects/(?P<project>[^/]+)"
     zone = project + r"/zones/(?P<zone>[^/]+)"
     table = [
+        ("GET", project + r"/zones", "list_zones", False),
+        ("GET", zone, "get_zone", False),
         ("GET", zone + r"/instances", "list_instances", False),
         ("POST", zone + r"/instances", "insert_instance", True),
         ("GET", zone + r"/instances/(?P<instance>[^/]+)", "get_instance", False),
@@ -79,7 +82,7 @@ def _routes() -> list[Route]:
 ROUTES = _routes()
 
 
-class Sandbox(InstancesMixin, DisksMixin, SnapshotsMixin, OperationsMixin, SandboxBase):
+class Sandbox(InstancesMixin, DisksMixin, SnapshotsMixin, ZonesMixin, OperationsMixin, SandboxBase):
     """The sandbox Compute API: every resource's endpoints over one state, served by ROUTES."""
 
     routes = ROUTES
