@@ -304,6 +304,8 @@ SPECTACULAR_SETTINGS = {
         "StatusEnum": "provisioning.models.InstanceStatus",
         "MachineTypeEnum": "provisioning.models.MachineType",
         "AccessEnum": "provisioning.models.Access",
+        "ReleaseKindEnum": "releases.models.ReleaseKind",
+        "ReleaseSourceEnum": "releases.models.Release.Source",
     },
 }
 

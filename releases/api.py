@@ -84,6 +84,9 @@ class ConfirmWaveSerializer(serializers.Serializer):
 
 
 class ReleaseSerializer(serializers.ModelSerializer):
+    notes_url = serializers.CharField(
+        allow_blank=True, read_only=True, help_text="The release notes; empty when unknown."
+    )
     due_at = serializers.SerializerMethodField(
         help_text="When the upgrades to this release are due (7 days after publication)."
     )
@@ -200,13 +203,14 @@ class ReleaseViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         )
 
     @extend_schema(
+        methods=["post"],
         request=NewWaveSerializer,
         responses={201: WaveSerializer, **errors(400, 409)},
         description="Make a rollout wave (DevOps): picks up (assigned to the caller) and plans "
         "the upgrade of each instance.",
     )
     @extend_schema(methods=["get"], request=None, responses={200: WaveSerializer(many=True)})
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
     def waves(self, request: ApiRequest, version: str | None = None) -> Response:
         release = self.get_object()
         if request.method == "GET":
