@@ -92,7 +92,7 @@ def permission_denied(request: HttpRequest, exception: Exception) -> HttpRespons
     return _error_page(
         request,
         403,
-        "Not for your role",
+        "Not allowed",
         _message_of(exception) or "Your account may not open this page.",
     )
 
