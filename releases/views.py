@@ -127,10 +127,11 @@ def new_wave(request: HttpRequest, version: str) -> HttpResponse:
         details = [m for ms in exc.errors.values() for m in ms]
         messages.error(request, " ".join([exc.message, *details]))
     else:
+        count = wave.items.count()
         messages.success(
             request,
-            f"Wave {wave.number}: {wave.items.count()} upgrades picked up and being planned. "
-            "Confirm the wave when the plans are ready.",
+            f"Wave {wave.number}: {count} upgrade{'s' if count != 1 else ''} picked up and being "
+            "planned. Reload to see the plans; confirm the wave when they are ready.",
         )
     return redirect("release_detail", release.version)
 
