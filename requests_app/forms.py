@@ -67,6 +67,9 @@ class BaseRequestForm(forms.Form):
         """`editing`: the request its requester is changing; its instance stays as filed."""
         super().__init__(*args, **kwargs)
         self.editing = editing
+        if self.kind != Kind.CREATE:
+            # The page never asks: the customer is the instance's (the API may repeat it).
+            self.fields["customer"].widget = forms.HiddenInput()
         if editing is not None:
             self.fields["instance"].disabled = True
             self.fields["instance"].initial = editing.instance_slug
