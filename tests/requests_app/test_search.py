@@ -3,17 +3,22 @@ prefixes, weighted, most relevant first), `customer` and `assignee` (part, any c
 `state`, `kind` and `external_id` (whole, any case), all at once; the search vector the
 triggers keep (migration 0006_request_search); the SQLite fallback."""
 
+import html
 import importlib
+import re
 from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
 from requests_app import search, workflow
 from requests_app.forms import FORMS
 from requests_app.models import Comment, Request
 from requests_app.serializers import Q_MAX_LENGTH
+from tests.factories import make_user
 from tests.requests_app.test_api import api, ids, make_instance, payload, schema_document
 
 pytestmark = pytest.mark.clock  # filing and comments stamp the time
@@ -419,3 +424,101 @@ def test_the_schema_documents_every_filter(users):
     state = parameters["state"]["schema"]["pattern"]
     assert state.startswith("^(?:[pP][eE][nN]") and "[qQ][uU][eE][uU][eE][dD]" in state
     assert "relevant" in document["paths"][LIST]["get"]["description"]
+
+
+# -- the pages ----------------------------------------------------------------------------------
+
+
+def rows(response):
+    return [int(pk) for pk in re.findall(r'data-request-id="(\d+)"', response.content.decode())]
+
+
+def test_the_navigation_has_a_search_box_for_whoever_may_read_requests(client, users):
+    client.force_login(users["sales"])
+    page = client.get(reverse("home")).content.decode()
+    form = re.search(r'<form method="get" action="([^"]+)" class="nav-search"', page)
+    assert form and form[1] == reverse("request_list")
+    assert 'name="q"' in page[form.end() : page.index("</form>", form.end())]
+
+    client.force_login(make_user("newcomer"))  # no role yet: nothing to search
+    assert "nav-search" not in client.get(reverse("home")).content.decode()
+
+
+def test_the_list_page_takes_the_apis_filters_from_its_query_string(client, users):
+    tyrell = filed(users, "tyrell", "Tyrell Corp", ago=2)
+    nexus = filed(users, "nexus", "Tyrell Corp", justification="For the tyrell team.", ago=1)
+    filed(users, "acme", "Acme Corp")
+    workflow.perform(users["lead"], tyrell.pk, "approve")
+    client.force_login(users["manager"])
+    url = reverse("request_list")
+
+    searched = client.get(url, {"q": "tyr"})
+    assert rows(searched) == [tyrell.pk, nexus.pk]  # the slug outranks the justification
+    page = searched.content.decode()
+    assert 'name="q" placeholder="Search text" value="tyr"' in page
+    assert 'data-testid="nav-search" value="tyr"' in page  # the box says what was searched
+    assert "2 matching requests, most relevant first" in page
+
+    query = {"q": "", "customer": "TYR", "assignee": "", "instance": "", "state": "QUEUED"}
+    filtered = client.get(url, {**query, "kind": ""})  # as the form sends it: empty is no filter
+    assert rows(filtered) == [tyrell.pk]
+    assert '<option value="queued" selected>' in filtered.content.decode()
+    assert rows(client.get(url, {"instance": "NEXUS"})) == [nexus.pk]
+    assert rows(client.get(url, {"kind": "suspend", "q": "acme"})) != []
+    assert rows(client.get(url, {"assignee": "devops"})) == []
+
+
+def test_a_bad_filter_on_the_page_says_so_and_lists_nothing(client, users):
+    filed(users, "tyrell", "Tyrell Corp")
+    client.force_login(users["manager"])
+    response = client.get(reverse("request_list"), {"state": "open", "q": "x" * 300})
+    assert response.status_code == 400 and rows(response) == []
+    errors = response.content.decode()
+    assert "state: Choose one of: pending_approval" in errors
+    assert "q: Ensure this field has no more than 200 characters." in errors
+
+
+def test_the_pages_of_a_filtered_list_keep_the_filters(client, users):
+    Request.objects.bulk_create(
+        [
+            Request(
+                kind="feature",
+                customer="Tyrell Corp" if n % 2 else "Acme Corp",
+                instance_slug=f"bulk{n}",
+                requested_by=users["ce"],
+                created_at=timezone.now() - timedelta(minutes=n),
+            )
+            for n in range(120)
+        ]
+    )
+    client.force_login(users["manager"])
+    first = client.get(reverse("request_list"), {"customer": "tyrell", "kind": "feature", "x": "1"})
+    pager = re.findall(r'class="pager">.*?href="([^"]+)"', first.content.decode(), re.S)
+    links = [html.unescape(link) for link in pager]
+    assert links == ["?customer=tyrell&kind=feature&page=2"]  # the filters, not `x`
+    second = client.get(reverse("request_list") + links[0])
+    assert len(rows(first)) == 50 and len(rows(second)) == 10
+    assert set(rows(first)).isdisjoint(rows(second))
+    assert Request.objects.filter(pk__in=rows(second), customer="Tyrell Corp").count() == 10
+
+
+def test_my_requests_takes_the_filters_too(client, users):
+    mine = filed(users, "tyrell", "Tyrell Corp")
+    client.force_login(users["ce"])
+    assert rows(client.get(reverse("my_requests"), {"q": "tyrell"})) == [mine.pk]
+    assert rows(client.get(reverse("my_requests"), {"q": "acme"})) == []
+
+
+def test_a_filtered_page_costs_the_same_queries_for_more_rows(
+    client, users, django_assert_max_num_queries
+):
+    for n in range(3):
+        filed(users, f"tyrell{n}", "Tyrell Corp")
+    client.force_login(users["devops"])
+    query = {"q": "tyr", "customer": "corp", "state": "pending_approval", "kind": "suspend"}
+    with CaptureQueriesContext(connection) as few:
+        assert len(rows(client.get(reverse("request_list"), query))) == 3
+    for n in range(3, 10):
+        filed(users, f"tyrell{n}", "Tyrell Corp")
+    with django_assert_max_num_queries(len(few)):
+        assert len(rows(client.get(reverse("request_list"), query))) == 10
