@@ -231,8 +231,8 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @extend_schema(
         parameters=[RequestFiltersSerializer],
         responses={200: RequestSerializer(many=True), **errors(400)},
-        description="Requests, 50 a page, newest first; with `q`, most relevant first. The "
-        "filters combine: a request must pass every one given.",
+        description="Requests, 50 a page, newest first; with `q`, most relevant first (on "
+        "PostgreSQL). The filters combine: a request must pass every one given.",
     )
     def list(self, request: ApiRequest, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.filtered(self.get_queryset()))

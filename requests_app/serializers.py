@@ -509,7 +509,8 @@ class RequestFiltersSerializer(serializers.Serializer):
         "the customer, the justification or the comments: `tyr` finds `tyrell`. Most relevant "
         "first: a match in the slug or customer ranks above one in the justification, which "
         "ranks above one in a comment; ties newest first. Blank, or without any word: no "
-        "filter.",
+        "filter. (On SQLite, a local `make run`'s database, any part of a word matches and the "
+        "order stays newest first.)",
     )
     customer = JsonString(
         required=False,

@@ -14,10 +14,13 @@ transaction, as every write of those columns, whoever makes it; it cannot drift.
   effect: a stale vector saved back is computed again). Comparisons live in the function body,
   not in `UPDATE OF` or `WHEN`: PostgreSQL refuses to change the type of a column a trigger
   definition names, which would break a later AlterField of `customer`.
+  The function is VOLATILE (never make it STABLE): each of its queries takes a fresh snapshot,
+  so when the UPDATE that fires it had to wait for the row lock, it still sees the comments
+  committed meanwhile, and two comments written at once both end up in the vector.
 - `requests_app_comment_search` (AFTER INSERT, UPDATE or DELETE of a comment, each row) sets the
   request's vector to NULL, which the request's trigger computes again at once (NULL never
-  stays). It is plpgsql and so VOLATILE: its queries see comments committed while it waited for
-  the request's row lock, so two comments at once both end up in the vector.
+  stays). The UPDATE locks the request's row for the rest of the transaction, as
+  workflow.add_comment's SELECT ... FOR UPDATE already does.
 
 The text: slug and customer weight A, the first 50,000 characters of the justification B, the
 newest 50,000 characters of the comments C, all with the `simple` configuration (no stemming,
@@ -38,7 +41,7 @@ from django.db import migrations, models
 import requests_app.models
 
 REQUEST_FUNCTION = """
-CREATE FUNCTION requests_app_request_search() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION requests_app_request_search() RETURNS trigger LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
     IF TG_OP = 'INSERT'
         OR NEW.search_vector IS NULL
@@ -66,7 +69,7 @@ CREATE TRIGGER requests_app_request_search
 """
 
 COMMENT_FUNCTION = """
-CREATE FUNCTION requests_app_comment_search() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION requests_app_comment_search() RETURNS trigger LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
     IF TG_OP = 'UPDATE'
         AND NEW.body IS NOT DISTINCT FROM OLD.body

@@ -6,17 +6,19 @@ triggers keep (migration 0006_request_search); the SQLite fallback."""
 import html
 import importlib
 import re
+import threading
+import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from requests_app import search, workflow
 from requests_app.forms import FORMS
-from requests_app.models import Comment, Request
+from requests_app.models import Comment, Event, Request
 from requests_app.serializers import Q_MAX_LENGTH
 from tests.factories import make_user
 from tests.requests_app.test_api import api, ids, make_instance, payload, schema_document
@@ -343,6 +345,55 @@ def test_a_stale_vector_saved_back_is_computed_again(users):
     Request.objects.filter(pk=request.pk).update(search_vector=None)
     assert "'origami'" in vector(request) and "injected" not in vector(request)
     assert found(api(users["manager"]), "unicorn") == {request.pk}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_comments_written_at_once_both_reach_the_vector(users):
+    """Not through add_comment (which locks the request first): two bare comment inserts, the
+    second waiting on the request's row lock that the first one's trigger holds. Once it has the
+    lock, its trigger's query sees the first comment, committed meanwhile."""
+    request = filed(users, "tyrell", "Tyrell Corp")
+    first_inserted = threading.Event()
+    failures = []
+
+    def add(body):
+        event = Event.objects.create(request_id=request.pk, at=timezone.now(), action="comment")
+        Comment.objects.create(
+            request_id=request.pk,
+            author=users["devops"],
+            body=body,
+            created_at=timezone.now(),
+            event=event,
+        )
+
+    def first():
+        try:
+            with transaction.atomic():
+                add("alpha")
+                first_inserted.set()
+                time.sleep(0.5)  # meanwhile the second insert waits for the row lock
+        except Exception as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    def second():
+        try:
+            assert first_inserted.wait(timeout=10)
+            with transaction.atomic():
+                add("bravo")
+        except Exception as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not failures
+    assert "'alpha'" in vector(request) and "'bravo'" in vector(request), vector(request)
 
 
 def test_bulk_created_and_imported_rows_are_searchable_too(users):
