@@ -69,9 +69,10 @@ _RequestManager = Manager.from_queryset(RequestQuerySet)
 
 
 class RequestManager(_RequestManager["Request"]):
-    """`Request.objects`: rows come without `search_vector`, which only the database reads (and
-    writes: requests_app/search.py). It can be large, no page shows it, and an instance loaded
-    without it saves only the fields it loaded, so a save never writes a stale vector back."""
+    """`Request.objects`: rows come without `search_vector`, which triggers write (migration
+    0006_request_search) and only queries read (requests_app/search.py). It can be large, no
+    page shows it, and an instance loaded without it saves only the fields it loaded, so a save
+    never writes a stale vector back."""
 
     def get_queryset(self) -> RequestQuerySet:
         queryset = super().get_queryset()
