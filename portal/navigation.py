@@ -46,3 +46,11 @@ def entries_for(user: "AnyUser") -> list[dict[str, str]]:
             continue
         visible.append({"label": entry.label, "url": reverse(entry.url_name)})
     return visible
+
+
+def search_url(user: "AnyUser") -> str:
+    """Where the navigation's search box goes (the request list, `?q=`): for those who may read
+    the list (as its entry above), else "" (no box)."""
+    if not roles.has_role(user, *roles.ALL_ROLES):
+        return ""
+    return reverse("request_list")

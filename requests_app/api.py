@@ -29,7 +29,7 @@ from rest_framework.views import APIView, exception_handler
 
 from provisioning import instances, runs
 from provisioning.models import Instance
-from requests_app import workflow
+from requests_app import search, workflow
 from requests_app.forms import FORMS, ActionForm, CommentForm
 from requests_app.models import Event, Kind, Request
 from requests_app.serializers import (
@@ -43,7 +43,6 @@ from requests_app.serializers import (
     check_json,
     error_messages,
 )
-from requests_app.sla.status import filter_by_timer_status
 from requests_app.transitions import RULES
 
 
@@ -227,22 +226,13 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             params = check_json(RequestFiltersSerializer, self.request.query_params)
         except ValidationError as exc:
             raise workflow.Invalid("The filters have errors.", error_messages(exc.detail)) from None
-        if "state" in params:
-            queryset = queryset.filter(state=params["state"])
-        if "kind" in params:
-            queryset = queryset.filter(kind=params["kind"])
-        if "instance" in params:
-            queryset = queryset.filter(instance_slug=params["instance"])
-        if "external_id" in params:
-            queryset = queryset.filter(external_id=params["external_id"])
-        for flag in ("breached", "at_risk"):
-            if flag in params:
-                queryset = filter_by_timer_status(queryset, flag, params[flag])
-        return queryset
+        return search.apply_filters(queryset, params)
 
     @extend_schema(
         parameters=[RequestFiltersSerializer],
         responses={200: RequestSerializer(many=True), **errors(400)},
+        description="Requests, 50 a page, newest first; with `q`, most relevant first (on "
+        "PostgreSQL). The filters combine: a request must pass every one given.",
     )
     def list(self, request: ApiRequest, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.filtered(self.get_queryset()))

@@ -1,8 +1,11 @@
 from typing import Any
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
-from django.db.models import Q
+from django.db.models import Index, Manager, Q
+from django.db.models.functions import Upper
 
 from provisioning.models import Access, Instance
 
@@ -60,6 +63,32 @@ class RequestQuerySet(models.QuerySet["Request"]):
 
     def with_related(self) -> "RequestQuerySet":
         return self.select_related("requested_by", "assignee", "instance")
+
+
+_RequestManager = Manager.from_queryset(RequestQuerySet)
+
+
+class RequestManager(_RequestManager["Request"]):
+    """`Request.objects`: rows come without `search_vector`, which triggers write (migration
+    0006_request_search) and only queries read (requests_app/search.py). It can be large, no
+    page shows it, and an instance loaded without it saves only the fields it loaded, so a save
+    never writes a stale vector back."""
+
+    def get_queryset(self) -> RequestQuerySet:
+        queryset = super().get_queryset()
+        assert isinstance(queryset, RequestQuerySet)  # from_queryset's (the stubs say QuerySet)
+        return queryset.defer("search_vector")
+
+
+class SearchVectorIndex(GinIndex):
+    """A GIN index (what `@@` searches use) on PostgreSQL. On SQLite, where the column stays
+    empty and the search falls back to `icontains`, a plain index: SQLite has no GIN, and its
+    table rebuilds in later migrations recreate every index of the model."""
+
+    def create_sql(self, model: Any, schema_editor: Any, using: str = "", **kwargs: Any) -> Any:
+        if schema_editor.connection.vendor != "postgresql":
+            return Index.create_sql(self, model, schema_editor, using=using, **kwargs)
+        return super().create_sql(model, schema_editor, using=using, **kwargs)
 
 
 class Request(models.Model):
@@ -131,7 +160,12 @@ class Request(models.Model):
     resolution_paused_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)  # reached done, rejected or cancelled
 
-    objects = RequestQuerySet.as_manager()
+    # The full-text search of `?q=` (requests_app/search.py): instance slug and customer
+    # (weight A), justification (B), comment bodies (C). PostgreSQL triggers keep it (migration
+    # 0006_request_search); nothing in Python writes it, and on SQLite it stays empty.
+    search_vector = SearchVectorField(null=True, editable=False)
+
+    objects = RequestManager()
 
     # Not columns: set on the rows a page shows by requests_app.views.with_timers.
     sla: dict[str, Any]
@@ -158,6 +192,11 @@ class Request(models.Model):
         ]
         indexes = [
             models.Index(fields=["kind", "state"], name="request_kind_state"),
+            # The list's filters: `q`, and `instance` and `external_id` in any case (iexact
+            # compares UPPER(column), which these expressions index).
+            SearchVectorIndex(fields=["search_vector"], name="request_search_vector"),
+            models.Index(Upper("instance_slug"), name="request_instance_slug_upper"),
+            models.Index(Upper("external_id"), name="request_external_id_upper"),
             # The sweep's lookups: open timers whose 75% or breach instant has passed and whose
             # notification has not been claimed. Partial, so they hold only what can still fire.
             *[

@@ -197,6 +197,32 @@ class JsonString(JsonField, serializers.Field):
         return schema
 
 
+def any_case(values: Iterable[str]) -> str:
+    """A pattern of `values` in any case: each ASCII letter as `[xX]` ("queued" also matches
+    "QUEUED" and "Queued"), the same for the schema's ECMA 262 and for Python's `re`."""
+
+    def letter(char: str) -> str:
+        return f"[{char.lower()}{char.upper()}]" if char.isascii() and char.isalpha() else char
+
+    return "|".join("".join(letter(char) for char in re.escape(value)) for value in values)
+
+
+class JsonAnyCaseChoice(JsonString):
+    """One of `choices` (their values: lowercase ASCII letters, digits and `_`) in any case; the
+    value it gives is the choice itself. The schema says it with `any_case`'s pattern (an enum
+    cannot say "any case"), and lists the values in the description."""
+
+    def __init__(self, choices: Iterable[tuple[str, str]], **kwargs: Any) -> None:
+        self.values = [str(value) for value, _ in choices]
+        assert all(re.fullmatch("[a-z0-9_]+", value) for value in self.values), self.values
+        listed = ", ".join(self.values)
+        kwargs.setdefault("message", f"Choose one of: {listed} (in any case).")
+        super().__init__(pattern=any_case(self.values), **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        return super().to_internal_value(data).lower()
+
+
 class JsonChoice(JsonField, serializers.ChoiceField):
     """One of `choices` (their values), as a JSON string. `allow_blank`: "" means the default."""
 
@@ -467,15 +493,61 @@ ActionBodySerializer = form_serializer(ActionForm, "ActionBody")
 NewCommentSerializer = form_serializer(CommentForm, "NewComment")
 
 
-class RequestFiltersSerializer(serializers.Serializer):
-    """The filters of GET /api/v1/requests/."""
+# `q` is at most this long (requests_app/search.py makes a tsquery of its words).
+Q_MAX_LENGTH = 200
 
-    state = JsonChoice(State.choices, required=False)
-    kind = JsonChoice(Kind.choices, required=False)
-    instance = JsonString(required=False, help_text="instance slug")
-    external_id = JsonString(required=False)
-    breached = QueryBoolean(required=False)
-    at_risk = QueryBoolean(required=False)
+
+class RequestFiltersSerializer(serializers.Serializer):
+    """The filters of GET /api/v1/requests/ and of the request list pages
+    (requests_app/search.py applies them). They combine: a request must pass every one given."""
+
+    q = JsonString(
+        required=False,
+        max_length=Q_MAX_LENGTH,
+        help_text="Full-text search. Its words (runs of letters and digits; everything else "
+        "separates them) must all be found, each as the start of a word, in the instance slug, "
+        "the customer, the justification or the comments: `tyr` finds `tyrell`. Most relevant "
+        "first: a match in the slug or customer ranks above one in the justification, which "
+        "ranks above one in a comment; ties newest first. Blank, or without any word: no "
+        "filter. (On SQLite, a local `make run`'s database, any part of a word matches and the "
+        "order stays newest first.)",
+    )
+    customer = JsonString(
+        required=False,
+        help_text="Part of the customer's name, in any case: `tyr` finds `Tyrell Corp`. Blank: "
+        "no filter.",
+    )
+    assignee = JsonString(
+        required=False,
+        help_text="Part of the assignee's username, in any case; requests nobody is assigned "
+        "to never match. Blank: no filter.",
+    )
+    instance = JsonString(
+        required=False, help_text="The instance slug, whole, in any case (empty matches none)."
+    )
+    state = JsonAnyCaseChoice(
+        State.choices,
+        required=False,
+        help_text=f"The state, in any case: one of {', '.join(State.values)}.",
+    )
+    kind = JsonAnyCaseChoice(
+        Kind.choices,
+        required=False,
+        help_text=f"The kind, in any case: one of {', '.join(Kind.values)}.",
+    )
+    external_id = JsonString(
+        required=False,
+        help_text="The id of a request imported from elsewhere, whole, in any case.",
+    )
+    breached = QueryBoolean(
+        required=False,
+        help_text="true: a timer of the request is breached (docs/sla.md); false: none is.",
+    )
+    at_risk = QueryBoolean(
+        required=False,
+        help_text="true: a timer is at risk (running, not breached, 75% of its target used); "
+        "false: none is.",
+    )
 
 
 # -- what the API answers -----------------------------------------------------------------------

@@ -10,17 +10,18 @@ from django.contrib import messages
 from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count, F, Prefetch, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
+from rest_framework.exceptions import ValidationError
 
 from portal import roles
 from provisioning import instances, runs
 from provisioning.models import WEEKDAYS, Instance
 from provisioning.verify import VERIFIABLE, enqueue_verification
-from requests_app import validation, workflow
+from requests_app import search, validation, workflow
 from requests_app.forms import FORMS, ActionForm, CommentForm
 from requests_app.models import (
     OPEN_STATES,
@@ -31,6 +32,7 @@ from requests_app.models import (
     Request,
     State,
 )
+from requests_app.serializers import RequestFiltersSerializer, check_json, error_messages
 from requests_app.sla import policies, status
 from requests_app.transitions import RULES, Rule
 
@@ -90,20 +92,33 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/home.html", {"counts": counts})
 
 
+# The filters the list pages take from their query string: the API's (docs/api.md), validated
+# by the same serializer and applied by the same function, so a filtered list's URL can be
+# bookmarked and means what it means in the API.
+LIST_FILTERS = ("q", "customer", "assignee", "instance", "state", "kind")
+
+
 def request_list(request: HttpRequest, mine: bool = False) -> HttpResponse:
     require_reader(request.user)
-    queryset = Request.objects.with_related().order_by("-created_at", "-id")
-    state, kind, instance = (request.GET.get(k, "") for k in ("state", "kind", "instance"))
+    queryset: QuerySet[Request] = Request.objects.with_related().order_by("-created_at", "-id")
     if mine:
         queryset = queryset.filter(requested_by=request.user.pk)
-    if state in State.values:
-        queryset = queryset.filter(state=state)
-    if kind in Kind.values:
-        queryset = queryset.filter(kind=kind)
-    if instance:
-        queryset = queryset.filter(instance_slug=instance)
+    # The form sends every field; an empty one is no filter (the API: `state=` is a 400).
+    given = {name: value for name in LIST_FILTERS if (value := request.GET.get(name, "").strip())}
+    errors: dict[str, list[str]] = {}
+    try:
+        params = check_json(RequestFiltersSerializer, given)
+    except ValidationError as exc:
+        errors, params = error_messages(exc.detail), {}
+        queryset = queryset.none()
+    queryset = search.apply_filters(queryset, params)
     page = Paginator(queryset, 50).get_page(request.GET.get("page"))
     page.object_list = with_timers(page.object_list)
+    # What the form shows: as typed, but a valid state or kind as its value (the select's).
+    shown: dict[str, str] = {**given}
+    shown.update({name: params[name] for name in ("state", "kind") if name in params})
+    kept = QueryDict(mutable=True)
+    kept.update(given)
     return render(
         request,
         "requests_app/request_list.html",
@@ -112,9 +127,14 @@ def request_list(request: HttpRequest, mine: bool = False) -> HttpResponse:
             "mine": mine,
             "states": State.choices,
             "kinds": Kind.choices,
-            "filters": {"state": state, "kind": kind, "instance": instance},
+            "filters": shown,
+            "filter_errors": errors,
+            # The pager's links: the filters and the page, nothing else of the query string.
+            "filter_query": kept,
+            "by_relevance": search.by_relevance(queryset),
             "title": "My requests" if mine else "All requests",
         },
+        status=400 if errors else 200,
     )
 
 

@@ -679,6 +679,8 @@ def add_comment(
             to_state=request.state,
             comment=body,
         )
+        # Its insert also brings the request's search vector up to date, in this transaction
+        # (a trigger: migration 0006_request_search).
         Comment.objects.create(request=request, author=user, body=body, created_at=now, event=event)
         _save_timers(request, timers.on_event(request, event, user))
     return request
