@@ -265,6 +265,9 @@ ACTION_WORDS: dict[str, ActionWords] = {
     "complete": ActionWords(
         "Marked done: the requester is told.", "marked this done", "mark requests done"
     ),
+    "assign": ActionWords(
+        "Assigned: the request has a new holder.", "changed who holds this", "assign requests"
+    ),
     "set_target": ActionWords(
         "Target date set: the resolution clock counts down to it.",
         "set the target date",
@@ -365,6 +368,7 @@ def request_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             comment=form.cleaned_data["comment"],
             due_at=form.cleaned_data["due_at"],
             confirm=form.cleaned_data["confirm"],
+            assignee=form.cleaned_data["assignee"],
         )
     except workflow.Forbidden as exc:
         raise PermissionDenied(forbidden_message(request.user, rule, target, exc.message)) from None
@@ -379,8 +383,19 @@ def request_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             "due_at": request.POST.get("due_at", ""),
         }
     else:
-        messages.success(request, done_message(action, done.state))
+        if action == "assign":
+            messages.success(request, assigned_message(request.user, done))
+        else:
+            messages.success(request, done_message(action, done.state))
     return redirect("request_detail", pk=pk)
+
+
+def assigned_message(user: "AnyUser", done: Request) -> str:
+    if done.assignee is None:
+        return "Nobody holds this request now."
+    if done.assignee.pk == user.pk:
+        return "Assigned to you: you hold this request now."
+    return f"Assigned to {done.assignee.get_username()}: they hold this request now."
 
 
 @require_POST
