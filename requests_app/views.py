@@ -20,7 +20,7 @@ from portal import roles
 from provisioning import instances, runs
 from provisioning.models import WEEKDAYS, Instance
 from provisioning.verify import VERIFIABLE, enqueue_verification
-from requests_app import validation, workflow
+from requests_app import history, validation, workflow
 from requests_app.forms import FORMS, ActionForm, CommentForm
 from requests_app.models import (
     OPEN_STATES,
@@ -173,20 +173,45 @@ def new_request(request: HttpRequest, kind: str) -> HttpResponse:
 def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     target = with_timers([get_request_for_user(request, pk)])[0]
     allowed = workflow.allowed_actions(request.user, target)
-    buttons = [RULES[action] for action in allowed]
+    runs_part = runs_context(target, request.user) if target.kind != Kind.FEATURE else {}
+    events = list(target.events.all())
     context = {
         "req": target,
-        "events": list(target.events.all()),
-        "buttons": buttons,
+        "events": events,
+        "history": history.entries(events, {run.pk: run for run in runs_part.get("runs", [])}),
         "can_comment": workflow.can_comment(request.user),
         "comment_form": CommentForm(),
         # What the person typed before an action failed and came back here (request_action).
         "action_form": ActionForm(initial=request.session.pop(draft_key(pk), None)),
         "is_requester": target.requested_by_id == request.user.pk,
-        **(runs_context(target, request.user) if target.kind != Kind.FEATURE else {}),
+        **holder_context(request.user, target, allowed),
+        **runs_part,
         **confirm_context(target),
     }
     return render(request, "requests_app/request_detail.html", context)
+
+
+def holder_context(user: "AnyUser", target: Request, allowed: list[str]) -> dict[str, Any]:
+    """Who holds the request and what the page leads with. Any DevOps member may act on any
+    request, but the page leads with the holder's buttons: to another member it says who holds
+    the request and offers "Assign to me" first, the other actions under it, less prominent."""
+    buttons = [RULES[action] for action in allowed if action != "assign"]
+    if "assign" not in allowed:
+        return {"buttons": buttons, "demoted": False}
+    members = workflow.devops_members()
+    member = any(m.pk == user.pk for m in members)
+    holds = target.assignee_id is not None and target.assignee_id == user.pk
+    # A queued request nobody holds: Pick up (which assigns) leads, as it always did.
+    unclaimed = target.assignee_id is None and "pick_up" in allowed
+    offer = member and not holds and not unclaimed
+    return {
+        "buttons": buttons,
+        "can_assign": True,
+        "devops_members": members,
+        "you_hold": holds,
+        "offer_assign_to_me": offer,
+        "demoted": offer,
+    }
 
 
 def runs_context(target: Request, user: "AnyUser") -> dict[str, Any]:
