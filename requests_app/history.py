@@ -230,6 +230,29 @@ def _summarise(entry: Entry, run: Run | None) -> None:
     entry.summary = ", ".join(milestones)
 
 
-def run_status(state: str | None) -> str:
-    """A request's latest run, in words: "plan waiting for confirm", "run errored", ..."""
-    return RUN_WORDS.get(state, state) if state else ""
+@dataclass(frozen=True)
+class RunStatus:
+    """How a request's latest run stands: its state, and that in words."""
+
+    state: str
+    words: str
+
+    def __str__(self) -> str:
+        return self.words
+
+
+def run_statuses(request_ids: Iterable[int]) -> dict[int, RunStatus]:
+    """How the latest run of each request stands ("plan waiting for confirm", "run errored",
+    "applying"), in one query however many requests; none for a request without runs."""
+    ids = list(request_ids)
+    if not ids:
+        return {}
+    latest = (
+        Run.objects.filter(request_id__in=ids)
+        .order_by("request_id", "-created_at", "-id")
+        .distinct("request_id")
+        .values_list("request_id", "state")
+    )
+    return {
+        pk: RunStatus(state, RUN_WORDS.get(state, state)) for pk, state in latest if pk is not None
+    }

@@ -455,7 +455,19 @@ def approvals(request: HttpRequest) -> HttpResponse:
     return render(request, "requests_app/approvals.html", {"inbox": inbox})
 
 
+# Rows the queue shows per section: the most urgent; a link lists them all.
+QUEUE_ROWS = 25
+QUEUE_SECTIONS = [
+    (State.QUEUED, "Queued", "Oldest due first."),
+    (State.IN_PROGRESS, "In progress", ""),
+    (State.WAITING_ON_CUSTOMER, "Waiting on customer", "The resolution clock is paused."),
+]
+
+
 def devops_queue(request: HttpRequest) -> HttpResponse:
+    """The open work of DevOps, the most urgent first, each with how its run stands and who
+    holds it. A fixed number of queries however many requests are open: each section shows its
+    first QUEUE_ROWS and says how many more there are, with a link to the filtered list."""
     if not roles.has_role(request.user, roles.DEVOPS):
         raise PermissionDenied("The queue is for DevOps.")
     base = Request.objects.with_related()
@@ -466,10 +478,29 @@ def devops_queue(request: HttpRequest) -> HttpResponse:
         "created_at",
         "id",
     )
-    working = [State.IN_PROGRESS, State.WAITING_ON_CUSTOMER]
+    counts = Request.objects.aggregate(
+        **{state: Count("pk", filter=Q(state=state)) for state, _, _ in QUEUE_SECTIONS}
+    )
+    sections = []
+    for state, title, note in QUEUE_SECTIONS:
+        rows = with_timers(base.filter(state=state).order_by(*by_due)[:QUEUE_ROWS])
+        sections.append(
+            {
+                "state": state,
+                "title": title,
+                "note": note,
+                "rows": rows,
+                "count": counts[state],
+                "more": counts[state] - len(rows),
+                "pick_up": state == State.QUEUED,
+            }
+        )
+    statuses = history.run_statuses(row.pk for section in sections for row in section["rows"])
+    for section in sections:
+        for row in section["rows"]:
+            row.run_status = statuses.get(row.pk)
     context = {
-        "queued": with_timers(base.filter(state=State.QUEUED).order_by(*by_due)),
-        "working": with_timers(base.filter(state__in=working).order_by(*by_due)),
+        "sections": sections,
         # Mail and Slack that could not be sent after every attempt: someone has to tell people.
         "failed_notifications": Notification.objects.filter(status=Notification.Status.FAILED)
         .select_related("request", "instance")
