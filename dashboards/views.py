@@ -28,6 +28,7 @@ from rest_framework.views import APIView
 from dashboards import charts, figures, fleet
 from portal import roles
 from releases import compliance
+from requests_app import history
 from requests_app.api import CanRead
 from requests_app.api import errors as api_errors
 from requests_app.models import Kind, Request, State
@@ -300,8 +301,10 @@ def board(request: HttpRequest) -> HttpResponse:
         .order_by("state", *BY_DUE)
     )
     cards: dict[str, list[dict[str, Any]]] = {state: [] for state in states}
-    for row in ranked:
-        cards[row.state].append(_card(row, now))
+    rows = list(ranked)
+    statuses = history.run_statuses(row.pk for row in rows)  # one query for every card
+    for row in rows:
+        cards[row.state].append({**_card(row, now), "run_status": statuses.get(row.pk)})
     columns = [
         {"state": state, "label": label, "count": counts.get(state, 0), "cards": cards[state]}
         for state, label in BOARD_COLUMNS

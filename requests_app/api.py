@@ -283,7 +283,8 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         ],
         description="Take an action (docs/api.md has who may take which, from which state). "
         "`set_target` needs a `due_at` in the future; `confirm` of a teardown needs `confirm` "
-        "equal to the slug.",
+        "equal to the slug; `assign` takes an `assignee` that names an active member of DevOps "
+        "(null or empty: nobody).",
     )
     @action(detail=True, methods=["post"], url_path=r"actions/(?P<action_name>[a-z_]+)")
     def actions(
@@ -298,6 +299,7 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             comment=form.cleaned_data["comment"],
             due_at=form.cleaned_data["due_at"],
             confirm=form.cleaned_data["confirm"],
+            assignee=form.cleaned_data["assignee"],
         )
         return Response(self._fresh(target.pk))
 

@@ -327,6 +327,8 @@ class ActionForm(forms.Form):
     due_at = forms.DateTimeField(
         required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
+    # `assign`: the username of the DevOps member who is to hold the request; blank: nobody.
+    assignee = forms.CharField(max_length=150, required=False)
 
 
 class CommentForm(forms.Form):

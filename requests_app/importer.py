@@ -322,6 +322,9 @@ class _Importer:
         due_at = raw.get("due_at")
         if due_at is not None:
             due_at = parse_time(due_at, f"{where} due_at")
+        assignee = raw.get("assignee")
+        if assignee is not None and not isinstance(assignee, str):
+            raise Rejected(where, "assignee must be a username (or null for nobody).")
         return {
             "where": where,
             "action": action,
@@ -330,6 +333,7 @@ class _Importer:
             "by": self.user(by_name, where),
             "comment": comment,
             "due_at": due_at,
+            "assignee": assignee,
         }
 
     def user(self, username: object, where: str) -> "User":
@@ -370,6 +374,7 @@ class _Importer:
                     action,
                     comment=event["comment"],
                     due_at=event["due_at"],
+                    assignee=event["assignee"],
                     now=event["at"],
                     notify=False,
                     imported=True,

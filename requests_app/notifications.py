@@ -24,6 +24,7 @@ from rq import Retry
 
 from portal import roles
 from provisioning.models import Instance
+from requests_app import history
 from requests_app.models import Event, Notification, Request, State
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,6 @@ def emails_for(audience: Audience, request: Request) -> list[str]:
 
 def message_for(topic: str, request: Request, event: Event) -> tuple[str, str]:
     link = settings.PORTAL_BASE_URL.rstrip("/") + reverse("request_detail", args=[request.pk])
-    who = event.by.get_username() if event.by else "the portal"
     summary = (
         f"#{request.pk} {request.get_kind_display()} for {request.customer} "
         f"({request.instance_slug})"
@@ -73,10 +73,9 @@ def message_for(topic: str, request: Request, event: Event) -> tuple[str, str]:
         "done": f"Done: {summary}",
     }
     subject = subjects[topic]
-    body = f"{subject}\n{who}: {event.action.replace('_', ' ')}"
-    if event.comment:
-        body += f"\n\n{event.comment}"
-    body += f"\n\n{link}"
+    # In the history's words, with the reason or comment given: "lead rejected the request:
+    # <reason>", "ce filed the request: <justification>".
+    body = f"{subject}\n\n{history.sentence(event)}\n\n{link}"
     return subject, body
 
 

@@ -390,6 +390,8 @@ API_HELP = {
     "counts from it (left out: now).",
     "due_at": "The target date of `set_target`, in the future.",
     "confirm": "Teardown: the slug again.",
+    "assignee": "`assign`: the username of the DevOps member who is to hold the request; null "
+    "or empty (or left out): nobody.",
 }
 
 # Create has no instance to take the customer from (BaseRequestForm.clean): it must be given.

@@ -96,6 +96,14 @@ RULES = {
             label="Mark done",
             style="primary",
         ),
+        # Who holds the request: any DevOps member may (re)assign it, or leave it to nobody,
+        # without moving it. Serialised with the other actions by the version compare-and-set.
+        Rule(
+            "assign",
+            _stay(State.QUEUED, State.IN_PROGRESS, State.WAITING_ON_CUSTOMER),
+            (roles.DEVOPS,),
+            label="Assign",
+        ),
         Rule(
             "set_target",
             _stay(State.QUEUED, State.IN_PROGRESS, State.WAITING_ON_CUSTOMER),

@@ -21,7 +21,7 @@ from portal import roles
 from provisioning import instances, runs
 from provisioning.models import WEEKDAYS, Instance
 from provisioning.verify import VERIFIABLE, enqueue_verification
-from requests_app import search, validation, workflow
+from requests_app import history, search, validation, workflow
 from requests_app.forms import FORMS, ActionForm, CommentForm
 from requests_app.models import (
     OPEN_STATES,
@@ -238,20 +238,45 @@ def _int_or_none(value: str | None) -> int | None:
 def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     target = with_timers([get_request_for_user(request, pk)])[0]
     allowed = workflow.allowed_actions(request.user, target)
-    buttons = [RULES[action] for action in allowed]
+    runs_part = runs_context(target, request.user) if target.kind != Kind.FEATURE else {}
+    events = list(target.events.all())
     context = {
         "req": target,
-        "events": list(target.events.all()),
-        "buttons": buttons,
+        "events": events,
+        "history": history.entries(events, {run.pk: run for run in runs_part.get("runs", [])}),
         "can_comment": workflow.can_comment(request.user),
         "comment_form": CommentForm(),
         # What the person typed before an action failed and came back here (request_action).
         "action_form": ActionForm(initial=request.session.pop(draft_key(pk), None)),
         "is_requester": target.requested_by_id == request.user.pk,
-        **(runs_context(target, request.user) if target.kind != Kind.FEATURE else {}),
+        **holder_context(request.user, target, allowed),
+        **runs_part,
         **confirm_context(target),
     }
     return render(request, "requests_app/request_detail.html", context)
+
+
+def holder_context(user: "AnyUser", target: Request, allowed: list[str]) -> dict[str, Any]:
+    """Who holds the request and what the page leads with. Any DevOps member may act on any
+    request, but the page leads with the holder's buttons: to another member it says who holds
+    the request and offers "Assign to me" first, the other actions under it, less prominent."""
+    buttons = [RULES[action] for action in allowed if action != "assign"]
+    if "assign" not in allowed:
+        return {"buttons": buttons, "demoted": False}
+    members = workflow.devops_members()
+    member = any(m.pk == user.pk for m in members)
+    holds = target.assignee_id is not None and target.assignee_id == user.pk
+    # A queued request nobody holds: Pick up (which assigns) leads, as it always did.
+    unclaimed = target.assignee_id is None and "pick_up" in allowed
+    offer = member and not holds and not unclaimed
+    return {
+        "buttons": buttons,
+        "can_assign": True,
+        "devops_members": members,
+        "you_hold": holds,
+        "offer_assign_to_me": offer,
+        "demoted": offer,
+    }
 
 
 def runs_context(target: Request, user: "AnyUser") -> dict[str, Any]:
@@ -329,6 +354,9 @@ ACTION_WORDS: dict[str, ActionWords] = {
     ),
     "complete": ActionWords(
         "Marked done: the requester is told.", "marked this done", "mark requests done"
+    ),
+    "assign": ActionWords(
+        "Assigned: the request has a new holder.", "changed who holds this", "assign requests"
     ),
     "set_target": ActionWords(
         "Target date set: the resolution clock counts down to it.",
@@ -430,6 +458,7 @@ def request_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             comment=form.cleaned_data["comment"],
             due_at=form.cleaned_data["due_at"],
             confirm=form.cleaned_data["confirm"],
+            assignee=form.cleaned_data["assignee"],
         )
     except workflow.Forbidden as exc:
         raise PermissionDenied(forbidden_message(request.user, rule, target, exc.message)) from None
@@ -444,8 +473,19 @@ def request_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             "due_at": request.POST.get("due_at", ""),
         }
     else:
-        messages.success(request, done_message(action, done.state))
+        if action == "assign":
+            messages.success(request, assigned_message(request.user, done))
+        else:
+            messages.success(request, done_message(action, done.state))
     return redirect("request_detail", pk=pk)
+
+
+def assigned_message(user: "AnyUser", done: Request) -> str:
+    if done.assignee is None:
+        return "Nobody holds this request now."
+    if done.assignee.pk == user.pk:
+        return "Assigned to you: you hold this request now."
+    return f"Assigned to {done.assignee.get_username()}: they hold this request now."
 
 
 @require_POST
@@ -480,7 +520,19 @@ def approvals(request: HttpRequest) -> HttpResponse:
     return render(request, "requests_app/approvals.html", {"inbox": inbox})
 
 
+# Rows the queue shows per section: the most urgent; a link lists them all.
+QUEUE_ROWS = 25
+QUEUE_SECTIONS = [
+    (State.QUEUED, "Queued", "Oldest due first."),
+    (State.IN_PROGRESS, "In progress", ""),
+    (State.WAITING_ON_CUSTOMER, "Waiting on customer", "The resolution clock is paused."),
+]
+
+
 def devops_queue(request: HttpRequest) -> HttpResponse:
+    """The open work of DevOps, the most urgent first, each with how its run stands and who
+    holds it. A fixed number of queries however many requests are open: each section shows its
+    first QUEUE_ROWS and says how many more there are, with a link to the filtered list."""
     if not roles.has_role(request.user, roles.DEVOPS):
         raise PermissionDenied("The queue is for DevOps.")
     base = Request.objects.with_related()
@@ -491,10 +543,29 @@ def devops_queue(request: HttpRequest) -> HttpResponse:
         "created_at",
         "id",
     )
-    working = [State.IN_PROGRESS, State.WAITING_ON_CUSTOMER]
+    counts = Request.objects.aggregate(
+        **{state: Count("pk", filter=Q(state=state)) for state, _, _ in QUEUE_SECTIONS}
+    )
+    sections = []
+    for state, title, note in QUEUE_SECTIONS:
+        rows = with_timers(base.filter(state=state).order_by(*by_due)[:QUEUE_ROWS])
+        sections.append(
+            {
+                "state": state,
+                "title": title,
+                "note": note,
+                "rows": rows,
+                "count": counts[state],
+                "more": counts[state] - len(rows),
+                "pick_up": state == State.QUEUED,
+            }
+        )
+    statuses = history.run_statuses(row.pk for section in sections for row in section["rows"])
+    for section in sections:
+        for row in section["rows"]:
+            row.run_status = statuses.get(row.pk)
     context = {
-        "queued": with_timers(base.filter(state=State.QUEUED).order_by(*by_due)),
-        "working": with_timers(base.filter(state__in=working).order_by(*by_due)),
+        "sections": sections,
         # Mail and Slack that could not be sent after every attempt: someone has to tell people.
         "failed_notifications": Notification.objects.filter(status=Notification.Status.FAILED)
         .select_related("request", "instance")

@@ -382,12 +382,16 @@ def perform(
     comment: str | None = "",
     due_at: datetime | None = None,
     confirm: str | None = "",
+    assignee: str | None = None,
     now: datetime | None = None,
     notify: bool = True,
     imported: bool = False,
     queue_jobs: bool = True,
 ) -> Request:
     """Take `action` on request `request_id` as `user`; returns the updated request.
+
+    `assignee`: for `assign`, the username of the DevOps member who is to hold the request
+    (None or "": nobody).
 
     `imported`: history replayed by the importer, taken as it happened (a provisioning request
     completed by hand then needs no Compute reading). `queue_jobs=False`: a run started or
@@ -410,8 +414,14 @@ def perform(
             "updated_at": now,
             "version": request.version + 1,
         }
+        data: dict[str, Any] = {"due_at": due_at.isoformat()} if due_at else {}
         if action == "pick_up":
             changes["assignee"] = user
+        if action == "assign":
+            holder = devops_member(assignee)
+            changes["assignee"] = holder
+            data["assignee"] = holder.get_username() if holder else None
+            data["previous"] = request.assignee.get_username() if request.assignee else None
         if action == "set_target":
             if due_at is None:
                 raise Invalid("Give the target date.", {"due_at": ["Give the target date."]})
@@ -438,7 +448,6 @@ def perform(
             setattr(request, name, value)
         # The update holds the row lock now: read the timers as they are, not as they were.
         request.refresh_from_db(fields=timers.TIMER_FIELDS)
-        data: dict[str, Any] = {"due_at": due_at.isoformat()} if due_at else {}
         if reading is not None:
             data["compute"] = reading.as_json()
             comment = "\n\n".join(p for p in ((comment or "").strip(), reading.describe()) if p)
@@ -466,6 +475,33 @@ def perform(
         if new_state != old_state and new_state in FINAL_STATES:
             signals.request_ended.send(sender=Request, request=request, at=now)
     return request
+
+
+def devops_members() -> list[User]:
+    """Who may hold a request: the active members of DevOps, by username."""
+    return list(
+        User.objects.filter(groups__name=roles.DEVOPS, is_active=True)
+        .distinct()
+        .order_by("username")
+    )
+
+
+def devops_member(username: str | None) -> User | None:
+    """The active DevOps member `username` names (None for nobody: None or blank); Invalid
+    with an `assignee` field error for anyone else."""
+    name = (username or "").strip()
+    if not name:
+        return None
+    found = User.objects.filter(username=name).first()
+    if found is None:
+        problem = f"There is no user {name!r}."
+    elif not found.is_active:
+        problem = f"{name} is not active any more."
+    elif not found.groups.filter(name=roles.DEVOPS).exists():
+        problem = f"{name} is not in DevOps; only DevOps members hold requests."
+    else:
+        return found
+    raise Invalid(problem, {"assignee": [problem]})
 
 
 def _record_decision(request: Request, user: User, action: str, now: datetime) -> None:

@@ -282,6 +282,46 @@ def test_the_board_shows_the_most_urgent_cards_of_a_long_column(client, users, n
     assert f"The {BOARD_ROWS} due soonest of {BOARD_ROWS + 5}" in html
 
 
+def test_board_cards_say_how_the_run_stands_and_who_holds_the_request(
+    client, users, now, django_assert_max_num_queries
+):
+    from provisioning.models import Run
+
+    def with_run(request, state):
+        instance = make_instance()
+        Run.objects.create(
+            instance=instance, request_id=request.pk, kind="create", state=state, created_at=now
+        )
+        return request
+
+    day = now - timedelta(days=1)
+    held = [
+        with_run(timed_request(users["ce"], queued=day, picked=day, assignee=users["devops"]), s)
+        for s in ("planned", "errored", "applying")
+    ]
+    nobody = timed_request(users["ce"], queued=now - timedelta(hours=1))
+    client.force_login(users["devops2"])
+    with CaptureQueriesContext(connection) as few:
+        html = client.get(reverse("board")).content.decode()
+
+    def card(request):
+        found = html.split(f'data-request-id="{request.pk}"')[1].split("</article>")[0]
+        return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", found.split("board-card-work")[1]))
+
+    assert "held by devops · plan waiting for confirm" in card(held[0])
+    assert "held by devops · run errored" in card(held[1])
+    assert "held by devops · applying" in card(held[2])
+    assert "held by nobody" in card(nobody) and "·" not in card(nobody)
+    # One query for the runs of every card, however many.
+    for _ in range(30):
+        request = timed_request(users["ce"], queued=day, picked=day, assignee=users["devops2"])
+        with_run(request, "planned")
+    with django_assert_max_num_queries(len(few)):
+        html = client.get(reverse("board")).content.decode()
+    said = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+    assert said.count("held by devops2 (you) · plan waiting for confirm") == 30
+
+
 # -- the fleet ------------------------------------------------------------------------------------
 
 
@@ -360,6 +400,8 @@ def test_query_counts_do_not_grow_with_rows(client, users, now):
         return counts
 
     add(10, seed=1)
+    # Open work on the board (the few rows may have none): its cards' runs are one query.
+    timed_request(users["ce"], queued=now - timedelta(hours=1))
     few = measure()
     add(200, seed=2)
     assert measure() == few

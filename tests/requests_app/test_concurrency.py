@@ -240,3 +240,24 @@ def test_filing_the_same_new_slug_at_once(users):
         assert sorted(codes)[0] == 201 and sorted(codes)[1] in (400, 409), codes
         assert Request.objects.filter(instance_slug=slug).count() == 1
         assert Event.objects.filter(request__instance_slug=slug, action="submit").count() == 1
+
+
+def test_assign_and_cancel_at_once_have_one_winner(users, more):
+    """assign keeps the state, cancel ends the request: the version compare-and-set still lets
+    only one of them through, so a cancelled request never changes hands after the fact and an
+    assign never lands on a request that was cancelled meanwhile. Both read the request before
+    either writes (reads_before_writes), so without the compare-and-set both would win. (Cancel
+    wins most rounds: assign looks its assignee up before it writes.)"""
+    for round_number in range(ROUNDS * 2):
+        request = request_in_state(users, State.IN_PROGRESS, kind="feature")
+        assigner = users["devops2"] if round_number % 2 else more["devops3"]
+        calls = [
+            (assigner, action_url(request, "assign"), {"assignee": assigner.username}),
+            (users["ce"], action_url(request, "cancel"), {}),
+        ]
+        codes = race(calls)
+        event = assert_one_winner(request, codes, calls, ("assign", "cancel"))
+        if event.action == "cancel":
+            assert (request.state, request.assignee_id) == (State.CANCELLED, users["devops"].pk)
+        else:
+            assert (request.state, request.assignee_id) == (State.IN_PROGRESS, assigner.pk)

@@ -127,6 +127,28 @@ def test_rejection_and_completion_tell_the_requester(users, django_capture_on_co
     assert Instance.objects.get(slug="done-one").status == "active"
 
 
+def test_the_requesters_mail_says_who_rejected_it_and_why(users):
+    request = file_create(users["ce"], slug="rejected-two")
+    workflow.perform(users["lead"], request.pk, "reject", comment="Not viable this quarter.")
+    [sent] = Notification.objects.filter(topic="rejected", channel="email")
+    assert sent.subject.startswith(f"Rejected: #{request.pk} ")
+    assert "lead rejected the request: Not viable this quarter." in sent.body
+    # People's words, not the action's name.
+    assert "reject\n" not in sent.body and "tech_reject" not in sent.body
+
+
+def test_messages_use_the_historys_verbs(users):
+    request = file_create(
+        users["ce"], slug="words", non_standard_reasons=["security"], justification="Trial."
+    )
+    workflow.perform(users["lead"], request.pk, "approve")
+    workflow.perform(users["reviewer"], request.pk, "tech_reject", comment="Needs a design.")
+    bodies = {n.topic: n.body for n in Notification.objects.filter(channel="email")}
+    assert "ce filed the request: Trial." in bodies["new_request"]
+    assert "lead approved the request." in bodies["needs_tech_review"]
+    assert "reviewer rejected the request in tech review: Needs a design." in bodies["rejected"]
+
+
 def test_a_failed_send_is_retried_and_never_sent_twice(users, slack):
     slack.fail_next = 1
     request = file_create(users["ce"])

@@ -89,6 +89,12 @@ CONTRACT = {
         {State.QUEUED, State.IN_PROGRESS, State.WAITING_ON_CUSTOMER},
         None,
     ),
+    # Who holds the request, without moving it (no assignee in the body: nobody).
+    "assign": (
+        {"devops"},
+        {State.QUEUED, State.IN_PROGRESS, State.WAITING_ON_CUSTOMER},
+        None,
+    ),
     "cancel": ({"lead", REQUESTER}, OPEN, State.CANCELLED),
     # Provisioning runs (section 7): DevOps, on a request in progress. These requests have no
     # run yet, so only `plan` can succeed; confirm, discard and retry need a planned or errored

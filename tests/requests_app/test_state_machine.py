@@ -55,6 +55,7 @@ CONTRACT = {
     "resume_work": ({roles.DEVOPS}, False, False, None, {W: WIP}),
     "complete": ({roles.DEVOPS}, False, False, None, {WIP: State.DONE}),
     "set_target": ({roles.DEVOPS}, False, False, {Kind.FEATURE}, {Q: Q, WIP: WIP, W: W}),
+    "assign": ({roles.DEVOPS}, False, False, None, {Q: Q, WIP: WIP, W: W}),
     "cancel": (
         {roles.CE_LEADERSHIP},
         False,
@@ -242,6 +243,7 @@ class WorkflowMachine(RuleBasedStateMachine):
                     action,
                     comment=body,
                     due_at=now + timedelta(days=3) if action == "set_target" else None,
+                    assignee="devops2" if action == "assign" else None,
                     now=now,
                     notify=False,
                 )

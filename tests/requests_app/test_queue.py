@@ -1,0 +1,119 @@
+"""The DevOps queue: each section shows its most urgent requests, with how their runs stand and
+who holds them, and says how many more there are; its queries do not grow with the rows."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from provisioning.models import Run, RunState
+from requests_app.models import State
+from requests_app.views import QUEUE_ROWS
+from tests.dashboards.factories import make_instance, timed_request
+
+pytestmark = pytest.mark.clock
+
+
+def rows(users, count, *, picked=False, paused=False, hours_ago=1):
+    """`count` requests, queued `hours_ago` (and more, one minute apart each) ago; picked up by
+    devops when `picked` (and waiting on the customer when `paused`)."""
+    now = timezone.now()
+    made = []
+    for i in range(count):
+        queued = now - timedelta(hours=hours_ago, minutes=i)
+        picked_at = queued + timedelta(minutes=1) if picked else None
+        pauses = [(queued + timedelta(minutes=2), None)] if paused else []
+        when = {"queued": queued, "picked": picked_at, "pauses": pauses}
+        made.append(timed_request(users["ce"], assignee=users["devops"], **when))
+    return made
+
+
+def run_for(request, state):
+    instance = make_instance()
+    return Run.objects.create(
+        instance=instance,
+        request_id=request.pk,
+        kind=request.kind,
+        state=state,
+        created_at=timezone.now(),
+    )
+
+
+def section(html, state):
+    return html.split(f'data-testid="queue-{state}"')[1].split("</section>")[0]
+
+
+def shown(html, state):
+    return re.findall(r'<tr data-request-id="(\d+)"', section(html, state))
+
+
+def test_each_section_is_capped_and_links_to_the_rest(client, users):
+    rows(users, QUEUE_ROWS + 7)
+    rows(users, QUEUE_ROWS + 2, picked=True)
+    waiting = rows(users, 3, picked=True, paused=True)
+    client.force_login(users["devops"])
+    html = client.get(reverse("devops_queue")).content.decode()
+
+    assert len(shown(html, "queued")) == QUEUE_ROWS
+    assert len(shown(html, "in_progress")) == QUEUE_ROWS
+    assert shown(html, "waiting_on_customer") == [str(r.pk) for r in reversed(waiting)]
+    assert f'data-testid="count-queued">{QUEUE_ROWS + 7}<' in html
+    assert f'data-testid="count-in_progress">{QUEUE_ROWS + 2}<' in html
+    more = section(html, "queued").split('data-testid="more-queued"')[1]
+    assert '<a href="/requests/?state=queued">7 more queued</a>' in more
+    assert '<a href="/requests/?state=in_progress">2 more in progress</a>' in section(
+        html, "in_progress"
+    )
+    assert 'data-testid="more-waiting_on_customer"' not in html
+
+
+def test_rows_say_how_their_run_stands_and_who_holds_them(client, users):
+    # The oldest are the most urgent: these three come first in their section.
+    planned, errored, applying = rows(users, 3, picked=True, hours_ago=30)
+    run_for(planned, RunState.ERRORED)  # an earlier run: only the latest counts
+    run_for(planned, RunState.PLANNED)
+    run_for(errored, RunState.ERRORED)
+    run_for(applying, RunState.APPLYING)
+    [nobody] = rows(users, 1)
+    client.force_login(users["devops2"])
+    html = client.get(reverse("devops_queue")).content.decode()
+
+    def cells(request):
+        row = html.split(f'<tr data-request-id="{request.pk}">')[1].split("</tr>")[0]
+        run = re.search(r'data-testid="run-status">(.*?)</td>', row).group(1)
+        held = re.search(r'data-testid="held-by">(.*?)</td>', row).group(1)
+        return re.sub(r"<[^>]+>", "", run), re.sub(r"<[^>]+>", "", held)
+
+    assert cells(planned) == ("plan waiting for confirm", "devops")
+    assert cells(errored) == ("run errored", "devops")
+    assert cells(applying) == ("applying", "devops")
+    assert cells(nobody) == ("—", "nobody")
+    client.force_login(users["devops"])
+    html = client.get(reverse("devops_queue")).content.decode()
+    assert cells(planned) == ("plan waiting for confirm", "devops (you)")
+
+
+def test_the_queue_runs_the_same_queries_for_many_rows(
+    client, users, django_assert_max_num_queries
+):
+    def add(count):
+        made = rows(users, count) + rows(users, count, picked=True)
+        made += rows(users, count, picked=True, paused=True)
+        for request in made[count::3]:
+            run_for(request, RunState.APPLIED)
+        return made
+
+    add(2)
+    client.force_login(users["devops"])
+    client.get(reverse("devops_queue"))  # the SLA calendar and policies are cached now
+    with CaptureQueriesContext(connection) as few:
+        assert client.get(reverse("devops_queue")).status_code == 200
+    add(QUEUE_ROWS * 2)  # a few hundred open requests, some with runs
+    with django_assert_max_num_queries(len(few)):
+        html = client.get(reverse("devops_queue")).content.decode()
+    assert html.count("<tr data-request-id=") == 3 * QUEUE_ROWS
+    assert "applied" in html and State.QUEUED in html
