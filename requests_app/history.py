@@ -31,6 +31,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "retry": ("retried the run", "retried the run"),
     "cancel": ("cancelled", "cancelled the request"),
     "comment": ("commented", "commented"),
+    "edit": ("edited the request", "edited the request"),
 }
 
 # A run's state as the queue, the board and the history say it.
