@@ -144,6 +144,8 @@ class Phase:
         self.step("render", "done")
         self.step("init", "running")
         self.terraform("init", "-input=false", "-no-color", "-reconfigure")
+        if workspace.forget_legacy_state(self.instance, self.folder, self.env):
+            self.say("state: removed how an older sandbox module reached its CLI (local paths)")
         self.step("init", "done")
 
     def compute(self) -> Compute:

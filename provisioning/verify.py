@@ -167,7 +167,6 @@ def terraform_drift(instance: Instance) -> tuple[list[str], dict[str, Any]]:
     variables = (instance.outputs or {}).get("variables")
     if not variables:
         return [], {}
-    variables = {**variables, **workspace.implementation_variables()}
     folder = workspace.workspace_dir(instance).with_name(
         workspace.workspace_dir(instance).name + "-verify"
     )
