@@ -83,6 +83,8 @@ def test_no_plan_tfvars_or_state_holds_a_local_path(sandbox, tmp_path):
     assert local_paths_in(run.plan_text, tmp_path) == []
     assert local_paths_in(json.dumps(run.plan_json), tmp_path) == []
     assert local_paths_in(json.dumps(run.params), tmp_path) == []
+    # The log is on the request page too: the workspace is named from $PORTAL_VAR_DIR.
+    assert local_paths_in(run.log, tmp_path) == [] and "$PORTAL_VAR_DIR/workspaces/" in run.log
     tfvars = (workspace.workspace_dir(instance) / "terraform.tfvars").read_text()
     assert "slug" in tfvars and local_paths_in(tfvars, tmp_path) == []
     assert local_paths_in(workspace.stored_state_text(instance), tmp_path) == []
