@@ -91,13 +91,22 @@ def build(
         say(f"building {slug}: terraform plan and apply on the sandbox")
         instance = _step(instance, "create")
         built = True
-    elif forget_legacy_state(instance):
-        say(f"{slug}: removed local paths an older sandbox module kept in the state")
     if suspended and instance.status == InstanceStatus.ACTIVE:
         say(f"suspending {slug}: snapshot, then scale to zero")
         instance = _step(instance, "suspend")
         built = True
     return instance, built
+
+
+def forget_legacy_states(say: Callable[[str], None] = lambda text: None) -> int:
+    """Clean the state of every live instance built by an older sandbox module (the demo
+    fleet, and what demo requests created): `seed_demo` does it on each `make run`."""
+    cleaned = 0
+    for instance in Instance.objects.live().order_by("slug"):
+        if forget_legacy_state(instance):
+            say(f"{instance.slug}: removed local paths an older sandbox module kept in the state")
+            cleaned += 1
+    return cleaned
 
 
 def forget_legacy_state(instance: Instance) -> bool:

@@ -108,7 +108,8 @@ def test_the_instance_page_shows_outputs_runs_console_and_the_fleets_cost(client
     row = html[html.index(f'data-run-id="{suspend.pk}"') :].split("</tr>")[0]
     assert "Suspend" in row and "devops" in row
     assert f'href="/requests/{request.pk}/"' in row
-    assert "none (the portal’s own run)" in html.split(f'data-run-id="{seeded.pk}"')[1].split("</tr>")[0]
+    seeded_row = html.split(f'data-run-id="{seeded.pk}"')[1].split("</tr>")[0]
+    assert "none (the portal’s own run)" in seeded_row
 
     assert 'data-output="instance_ip">203.0.113.42' in html
     assert 'data-output="instance_name"' not in html  # empty while suspended
