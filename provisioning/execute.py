@@ -81,7 +81,7 @@ class Heartbeat(threading.Thread):
 def local_dirs() -> list[tuple[str, str]]:
     """(path, what the log says instead) of this machine's folders, the longest first: the
     workspaces' folder (inside the checkout under make run) and the checkout itself."""
-    names = {}
+    names: dict[str, str] = {}
     for folder, name in ((settings.VAR_DIR, "$PORTAL_VAR_DIR"), (settings.BASE_DIR, "$PORTAL_DIR")):
         for path in (str(Path(folder)), str(Path(folder).resolve())):
             if len(path) > 1:
