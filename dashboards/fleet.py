@@ -1,8 +1,7 @@
 """The fleet: every instance with how far its version is behind and what it costs a month.
 
-Costs follow GCP list prices (us-central1, on demand with sustained-use discount): the machine
-type's price plus $282 of storage (the first 250 GB) plus $56 of network before traffic. Traffic
-($1.54/GB) and executors are not known to the portal and are left out, so the figure is a floor.
+Costs are provisioning.models.monthly_cost, the figure the instance pages show too: GCP list
+prices for a running instance, the snapshot's storage for a suspended one (see there).
 """
 
 from collections.abc import Collection
@@ -14,16 +13,14 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from provisioning.models import MACHINE_TYPES, Instance, InstanceStatus, Run, RunState
+from provisioning.models import NETWORK_USD as NETWORK_USD
+from provisioning.models import SNAPSHOT_USD as SNAPSHOT_USD
+from provisioning.models import STORAGE_USD as STORAGE_USD
+from provisioning.models import monthly_cost as monthly_cost
 from releases.models import Release
 from requests_app.models import OPEN_STATES, Kind, Request, State
 from requests_app.validation import parse_version
 
-STORAGE_USD = 282
-NETWORK_USD = 56
-# A suspended instance keeps only its project and the latest snapshot of a data disk of at most
-# 250 GB. The price list used gives no snapshot price; GCP's standard snapshot storage is about
-# $0.05/GB-month, so 250 GB is about $13 (an estimate, marked as such on the page).
-SNAPSHOT_USD = 13
 STATUS_ORDER = [
     InstanceStatus.ACTIVE,
     InstanceStatus.PROVISIONING,
@@ -31,17 +28,6 @@ STATUS_ORDER = [
     InstanceStatus.SUSPENDED,
     InstanceStatus.TORN_DOWN,
 ]
-
-
-def monthly_cost(instance: Instance) -> int:
-    """Estimated USD a month; a failed instance is counted as running (it may still hold its
-    VM and disk until someone fixes or tears it down)."""
-    if instance.status == InstanceStatus.TORN_DOWN:
-        return 0
-    if instance.status == InstanceStatus.SUSPENDED:
-        return SNAPSHOT_USD
-    machine = MACHINE_TYPES.get(instance.machine_type, {}).get("monthly_usd", 0)
-    return machine + STORAGE_USD + NETWORK_USD
 
 
 def behind(

@@ -78,6 +78,17 @@ class Heartbeat(threading.Thread):
         self.join(timeout=10)
 
 
+def local_dirs() -> list[tuple[str, str]]:
+    """(path, what the log says instead) of this machine's folders, the longest first: the
+    workspaces' folder (inside the checkout under make run) and the checkout itself."""
+    names: dict[str, str] = {}
+    for folder, name in ((settings.VAR_DIR, "$PORTAL_VAR_DIR"), (settings.BASE_DIR, "$PORTAL_DIR")):
+        for path in (str(Path(folder)), str(Path(folder).resolve())):
+            if len(path) > 1:
+                names.setdefault(path, name)
+    return sorted(names.items(), key=lambda item: -len(item[0]))
+
+
 class Phase:
     folder: Path
     env: dict[str, str]
@@ -87,10 +98,13 @@ class Phase:
         self.instance: Instance = run.instance
         self._buffer: list[str] = []
         self._flushed = time.monotonic()
+        self._local = local_dirs()
 
     # -- recording ---------------------------------------------------------------------------
 
     def say(self, text: str) -> None:
+        for path, name in self._local:  # the log is on the request page: no local paths
+            text = text.replace(path, name)
         self._buffer.append(text if text.endswith("\n") else text + "\n")
         if time.monotonic() - self._flushed > 1:
             self.flush()
@@ -144,6 +158,8 @@ class Phase:
         self.step("render", "done")
         self.step("init", "running")
         self.terraform("init", "-input=false", "-no-color", "-reconfigure")
+        if workspace.forget_legacy_state(self.instance, self.folder, self.env):
+            self.say("state: removed how an older sandbox module reached its CLI (local paths)")
         self.step("init", "done")
 
     def compute(self) -> Compute:

@@ -12,7 +12,7 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from provisioning import instances, runs
+from provisioning import instances, runs, terraform, workspace
 from provisioning.execute import execute_run
 from provisioning.models import Instance, InstanceStatus, Run, RunState
 
@@ -96,6 +96,31 @@ def build(
         instance = _step(instance, "suspend")
         built = True
     return instance, built
+
+
+def forget_legacy_states(say: Callable[[str], None] = lambda text: None) -> int:
+    """Clean the state of every live instance built by an older sandbox module (the demo
+    fleet, and what demo requests created): `seed_demo` does it on each `make run`."""
+    cleaned = 0
+    for instance in Instance.objects.live().order_by("slug"):
+        if forget_legacy_state(instance):
+            say(f"{instance.slug}: removed local paths an older sandbox module kept in the state")
+            cleaned += 1
+    return cleaned
+
+
+def forget_legacy_state(instance: Instance) -> bool:
+    """Clean the state of an instance built by an older sandbox module (workspace.LEGACY_INPUTS),
+    so that its plans and verifications show no change: in its own workspace, unless a run is
+    busy with it (that run's own init cleans it)."""
+    variables = (instance.outputs or {}).get("variables")
+    if not variables or not workspace.has_legacy_state(instance):
+        return False
+    if runs.active_run(instance.pk) is not None:
+        return False
+    folder, env = workspace.render(instance, variables)
+    terraform.run(["init", "-input=false", "-no-color", "-reconfigure"], folder, env)
+    return workspace.forget_legacy_state(instance, folder, env)
 
 
 def _step(instance: Instance, kind: str) -> Instance:

@@ -3,6 +3,7 @@ a request done by hand, which the workflow applies through the same function).""
 
 from typing import Any
 
+from provisioning import workspace
 from provisioning.models import Instance, InstanceStatus, Run
 
 STEP_LABELS = {
@@ -71,9 +72,7 @@ def apply_outcome(
         # An applied run makes the record what Terraform and Compute now hold.
         instance.drift = None
         recorded = dict(instance.outputs or {})
-        recorded["variables"] = {
-            k: v for k, v in variables.items() if k not in ("python_bin", "sandbox_endpoint")
-        }
+        recorded["variables"] = workspace.without_legacy(variables)
         if variables.get("deployments"):
             recorded["color"] = variables["deployments"][0]
         recorded["terraform"] = outputs or {}

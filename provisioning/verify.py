@@ -50,13 +50,13 @@ class Observation:
         )
 
 
-def compute_client() -> Compute:
-    """The Compute client of the configured backend."""
+def compute_client(timeout: float = 60, attempts: int = 3) -> Compute:
+    """The Compute client of the configured backend (a page asks with a shorter timeout)."""
     if settings.PROVISIONING_BACKEND == "sandbox":
         if not settings.SANDBOX_COMPUTE_URL:
             raise ComputeUnavailable("SANDBOX_COMPUTE_URL is not set: no sandbox Compute server")
-        return Compute(settings.SANDBOX_COMPUTE_URL, timeout=60, attempts=3)
-    return Compute(None, timeout=60, attempts=3)
+        return Compute(settings.SANDBOX_COMPUTE_URL, timeout=timeout, attempts=attempts)
+    return Compute(None, timeout=timeout, attempts=attempts)
 
 
 def observe(slug: str, project: str, zone: str, compute: Compute | None = None) -> Observation:
@@ -167,7 +167,6 @@ def terraform_drift(instance: Instance) -> tuple[list[str], dict[str, Any]]:
     variables = (instance.outputs or {}).get("variables")
     if not variables:
         return [], {}
-    variables = {**variables, **workspace.implementation_variables()}
     folder = workspace.workspace_dir(instance).with_name(
         workspace.workspace_dir(instance).name + "-verify"
     )

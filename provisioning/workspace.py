@@ -6,13 +6,14 @@ in a local file under var/ otherwise."""
 import hashlib
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import hcl2
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 
 from provisioning import terraform
 from provisioning.models import Instance
@@ -77,14 +78,99 @@ def desired_variables(
     elif kind == "enable_executors":
         current.update(enable_executors=True, executor_min_replicas=1, executor_max_replicas=4)
     # teardown keeps the variables: it is a destroy of what they describe.
-    current.update(implementation_variables())
-    return current
+    return without_legacy(current)
 
 
-def implementation_variables() -> dict[str, str]:
-    """Variables of how this machine runs the sandbox module, not of the instance (outcomes
-    leaves them out of what it records)."""
-    return {"python_bin": sys.executable, "sandbox_endpoint": ""}
+# Variables of how one machine ran the sandbox module (a Python path, the sandbox's URL), which
+# runs planned before they became the environment of Terraform (sandbox_environment) still
+# hold: never passed to the module, never recorded.
+LEGACY_VARIABLES = ("python_bin", "sandbox_endpoint")
+
+
+def without_legacy(variables: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in variables.items() if name not in LEGACY_VARIABLES}
+
+
+# What the sandbox module's VM and data disks kept in their `input` while they carried how to
+# reach the CLI (a Python path, this checkout's path, the sandbox URL). State written then still
+# holds them; left there, every plan would show them going away (local paths and all), and every
+# verification would report it as drift. forget_legacy_state removes them from the state.
+LEGACY_INPUTS = ("python_bin", "pythonpath", "endpoint")
+
+
+def strip_legacy_inputs(state: dict[str, Any]) -> bool:
+    """Remove LEGACY_INPUTS from the `input` and `output` of the sandbox module's
+    terraform_data resources that have them (the ones holding `python_bin`), in place. Returns
+    whether anything changed."""
+    changed = False
+    for resource in state.get("resources") or []:
+        if resource.get("type") != "terraform_data" or resource.get("mode") != "managed":
+            continue
+        for item in resource.get("instances") or []:
+            attributes = item.get("attributes") or {}
+            for name in ("input", "output"):
+                dynamic = attributes.get(name)
+                if not isinstance(dynamic, dict):
+                    continue
+                value, kind = dynamic.get("value"), dynamic.get("type")
+                if not isinstance(value, dict) or "python_bin" not in value:
+                    continue
+                for key in LEGACY_INPUTS:
+                    value.pop(key, None)
+                    if isinstance(kind, list) and len(kind) == 2 and isinstance(kind[1], dict):
+                        kind[1].pop(key, None)
+                changed = True
+    return changed
+
+
+def stored_state_text(instance: Instance) -> str:
+    """The instance's Terraform state as stored ("" when there is none), read without Terraform:
+    the pg backend's row, or the local file of the SQLite set-up."""
+    if connection.vendor != "postgresql":
+        path = workspace_dir(instance) / "terraform.tfstate"
+        return path.read_text() if path.exists() else ""
+    schema = connection.ops.quote_name(state_schema(instance))
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"SELECT data FROM {schema}.states WHERE name = 'default'")  # noqa: S608
+            row = cursor.fetchone()
+    except DatabaseError:  # no schema yet: never applied
+        return ""
+    return row[0] if row else ""
+
+
+def has_legacy_state(instance: Instance) -> bool:
+    return '"python_bin"' in stored_state_text(instance)
+
+
+def forget_legacy_state(instance: Instance, folder: Path, env: dict[str, str]) -> bool:
+    """Remove LEGACY_INPUTS from the instance's state through `terraform state pull` and `push`
+    (in the initialised workspace `folder`), when it holds them. Nothing changes outside the
+    state: no provisioner runs, and the resources keep what they describe."""
+    if not has_legacy_state(instance):
+        return False
+    pulled = subprocess.run(
+        [*terraform.command(), "state", "pull"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if pulled.returncode != 0:
+        raise terraform.TerraformError("terraform state pull failed", pulled.stderr)
+    state = json.loads(pulled.stdout)
+    if not strip_legacy_inputs(state):
+        return False
+    state["serial"] = int(state.get("serial") or 0) + 1
+    path = folder / "forget-legacy.tfstate"
+    path.write_text(json.dumps(state, indent=2))
+    try:
+        terraform.run(["state", "push", path.name], folder, env)
+    finally:
+        path.unlink(missing_ok=True)
+    return True
 
 
 def upgrade_snapshot(instance: Instance, color: str, run_key: object) -> str:
@@ -125,6 +211,7 @@ def render(
     (directory, environment for terraform)."""
     folder = folder or workspace_dir(instance)
     folder.mkdir(parents=True, exist_ok=True)
+    variables = without_legacy(variables)
     pg = connection.vendor == "postgresql"
     backend = (
         f'  backend "pg" {{\n    schema_name = "{state_schema(instance)}"\n  }}\n'
@@ -136,7 +223,8 @@ def render(
         f"terraform {{\n{backend}}}\n\n"
         'module "instance" {\n'
         # A relative source: Terraform uses the module in place (an absolute path is copied).
-        f'  source = "{os.path.relpath(module_dir(), folder)}"\n\n'
+        # Through a link in the workspace, so no plan names where this checkout lives.
+        f'  source = "./{link_module(folder).name}"\n\n'
         + "".join(f"  {name} = var.{name}\n" for name in variables)
         + "}\n\n"
         + "".join(f'variable "{name}" {{}}\n' for name in variables)
@@ -164,13 +252,24 @@ def render(
         "TF_INPUT": "0",
         "CHECKPOINT_DISABLE": "1",
         "TF_CLI_CONFIG_FILE": os.environ.get("PORTAL_TF_CLI_CONFIG_FILE", str(cli_config)),
-        "PYTHONPATH": str(Path(settings.BASE_DIR)),
+        **sandbox_environment(),
     }
-    if settings.SANDBOX_COMPUTE_URL:
-        env["SANDBOX_COMPUTE_URL"] = settings.SANDBOX_COMPUTE_URL
     if pg:
         env["PG_CONN_STR"] = postgres_conn_str()
     return folder, env
+
+
+def link_module(folder: Path) -> Path:
+    """`folder`/module: a link to the module of the configured backend."""
+    link, target = folder / "module", module_dir()
+    if link.is_symlink() and Path(os.readlink(link)) != target:
+        link.unlink()
+    if not link.is_symlink():
+        try:
+            link.symlink_to(target, target_is_directory=True)
+        except FileExistsError:  # another process made it meanwhile
+            pass
+    return link
 
 
 # What Terraform and its providers may see of the worker's environment: the system basics, proxy
@@ -198,6 +297,16 @@ ENV_ALLOWED = {
     "GOOGLE_IMPERSONATE_SERVICE_ACCOUNT",
 }
 ENV_ALLOWED_PREFIXES = ("LC_", "TF_", "CLOUDSDK_")
+
+
+def sandbox_environment() -> dict[str, str]:
+    """How the sandbox module's provisioners run provisioning.sandbox.cli on this machine: this
+    Python, this checkout on its path, and the sandbox Compute server. Environment, not
+    variables: no plan, tfvars or state holds a local path (the gcp module ignores them)."""
+    env = {"SANDBOX_PYTHON": sys.executable, "PYTHONPATH": str(Path(settings.BASE_DIR))}
+    if settings.SANDBOX_COMPUTE_URL:
+        env["SANDBOX_COMPUTE_URL"] = settings.SANDBOX_COMPUTE_URL
+    return env
 
 
 def terraform_environment() -> dict[str, str]:

@@ -121,6 +121,7 @@ def seed(say: Callable[[str], None] = lambda text: None) -> str:
     users = {u.username: u for u in get_user_model().objects.all()}
     built = 0
     with fleet.compute_available():
+        fleet.forget_legacy_states(say)
         for slug, customer, status, version, machine_type, executors in INSTANCES:
             _, now_built = fleet.build(
                 slug,

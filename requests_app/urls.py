@@ -17,4 +17,5 @@ urlpatterns = [
     path("instances/", views.instance_list, name="instance_list"),
     path("instances/<str:slug>/", views.instance_detail, name="instance_detail"),
     path("instances/<str:slug>/verify/", views.instance_verify, name="instance_verify"),
+    path("instances/<str:slug>/live/", views.instance_live, name="instance_live"),
 ]

@@ -1,10 +1,12 @@
 """Pages. No business rules here: they validate with the forms and act through the workflow."""
 
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from django.contrib import messages
 from django.contrib.humanize.templatetags.humanize import naturaltime
@@ -13,14 +15,24 @@ from django.core.paginator import Paginator
 from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError
 
 from portal import roles
-from provisioning import instances, runs
-from provisioning.models import WEEKDAYS, Instance
-from provisioning.verify import VERIFIABLE, enqueue_verification
+from provisioning import instances, plans, runs
+from provisioning.models import WEEKDAYS, Instance, InstanceStatus, Run
+from provisioning.verify import (
+    VERIFIABLE,
+    ComputeUnavailable,
+    compute_client,
+    enqueue_verification,
+    observe_instance,
+    status_from,
+)
 from requests_app import history, search, validation, workflow
 from requests_app.forms import FORMS, ActionForm, CommentForm
 from requests_app.models import (
@@ -38,6 +50,8 @@ from requests_app.transitions import RULES, Rule
 
 if TYPE_CHECKING:
     from portal.roles import AnyUser
+
+log = logging.getLogger(__name__)
 
 KIND_HELP: dict[str, str] = {
     Kind.CREATE: "A new instance for a new customer or prospect.",
@@ -582,6 +596,34 @@ def instance_list(request: HttpRequest) -> HttpResponse:
     return render(request, "requests_app/instance_list.html", {"instances": rows})
 
 
+# The requests an instance page offers to file, in this order, by what the instance's status
+# allows (each kind's form says which statuses it takes).
+INSTANCE_REQUESTS = {
+    Kind.SUSPEND: "Suspend",
+    Kind.RESUME: "Resume",
+    Kind.UPGRADE: "Upgrade",
+    Kind.ENABLE_EXECUTORS: "Enable executors",
+    Kind.TEARDOWN: "Tear down",
+}
+GCP_CONSOLE = "https://console.cloud.google.com/home/dashboard?project={project}"
+GCP_LOGS = "https://console.cloud.google.com/logs/query?project={project}"
+
+
+def request_links(instance: Instance) -> list[tuple[str, str, str]]:
+    """(kind, label, URL of the form prefilled with the instance) of the requests its status
+    allows."""
+    found: list[tuple[str, str, str]] = []
+    for kind, label in INSTANCE_REQUESTS.items():
+        allowed = FORMS[kind].allowed_statuses
+        if allowed is not None and instance.status not in allowed:
+            continue
+        if kind == Kind.ENABLE_EXECUTORS and instance.executors_enabled:
+            continue
+        query = urlencode({"instance": instance.slug})
+        found.append((kind, label, f"{reverse('new_request', args=[kind])}?{query}"))
+    return found
+
+
 def instance_detail(request: HttpRequest, slug: str) -> HttpResponse:
     require_reader(request.user)
     instance = instances.latest(slug)
@@ -592,15 +634,73 @@ def instance_detail(request: HttpRequest, slug: str) -> HttpResponse:
         .filter(Q(instance=instance) | Q(instance__isnull=True, instance_slug=slug))
         .order_by("-created_at", "-id")
     )
+    live = instance.status != InstanceStatus.TORN_DOWN
+    project = quote(instance.gcp_project)
+    can_file = workflow.can_file(request.user) and live
     return render(
         request,
         "requests_app/instance_detail.html",
         {
             "instance": instance,
+            "live": live,
             "requests": related,
+            "runs": list(
+                Run.objects.filter(instance=instance)
+                .select_related("created_by", "confirmed_by")
+                .defer("plan_binary", "plan_text", "plan_json", "log", "params", "steps")
+                .order_by("-created_at", "-id")
+            ),
+            "outputs": plans.outputs_shown((instance.outputs or {}).get("terraform"))
+            if live
+            else [],
+            "console_url": GCP_CONSOLE.format(project=project) if live else "",
+            "logs_url": GCP_LOGS.format(project=project) if live else "",
+            "can_file": can_file,
+            "request_links": request_links(instance) if can_file else [],
+            # The form refuses a second provisioning request while one is open: say so instead.
+            "open_request": next(
+                (r for r in related if r.is_open and r.kind in PROVISIONING_KINDS), None
+            ),
             "can_verify": roles.has_role(request.user, roles.DEVOPS)
             and instance.status in VERIFIABLE,
             "weekdays": WEEKDAYS,
+        },
+    )
+
+
+@never_cache
+def instance_live(request: HttpRequest, slug: str) -> HttpResponse:
+    """What Compute shows of the instance now, as a fragment the instance page fetches after it
+    loads (static/portal/instance_live.js), so the page never waits for Compute."""
+    require_reader(request.user)
+    instance = instances.latest(slug)
+    if instance is None:
+        raise Http404("No such instance.")
+    reading, error = None, ""
+    try:
+        reading = observe_instance(instance, compute_client(timeout=15, attempts=1))
+    except ComputeUnavailable as exc:
+        error = str(exc)
+    except Exception:  # noqa: BLE001 - no credentials, a library error: the fragment says so
+        log.exception("reading Compute for %s", slug)
+        error = "Compute could not be read."
+    shown = status_from(reading) if reading is not None else None
+    return render(
+        request,
+        "requests_app/_instance_live.html",
+        {
+            "instance": instance,
+            "reading": reading,
+            "vms": [
+                (name, status, reading.versions.get(name, ""))
+                for name, status in reading.vms.items()
+            ]
+            if reading is not None
+            else [],
+            "error": error,
+            "shown": InstanceStatus(shown).label if shown else "",
+            "agrees": shown == instance.status,
+            "read_at": timezone.now(),
         },
     )
 

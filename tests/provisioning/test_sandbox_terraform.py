@@ -15,7 +15,8 @@ from provisioning.terraform import command as terraform_command
 
 from .conftest import PROJECT, ZONE
 
-MODULE = Path(__file__).resolve().parents[2] / "provisioning" / "terraform" / "modules" / "sandbox"
+ROOT = Path(__file__).resolve().parents[2]
+MODULE = ROOT / "provisioning" / "terraform" / "modules" / "sandbox"
 
 OUTPUTS = ["instance_name", "instance_ip", "url", "project_id", "zone", "data_disk", "deployments"]
 
@@ -23,11 +24,10 @@ OUTPUTS = ["instance_name", "instance_ip", "url", "project_id", "zone", "data_di
 class Workspace:
     """One customer's Terraform directory: a root module calling the sandbox module."""
 
-    def __init__(self, path, endpoint, endpoint_from_env=False):
-        """endpoint_from_env: leave var.sandbox_endpoint empty and pass $SANDBOX_COMPUTE_URL, as
-        a portal does when the sandbox's port may change between runs."""
+    def __init__(self, path, endpoint):
+        """The CLI is reached through the environment, as the portal passes it
+        (provisioning/workspace.py sandbox_environment): no variable holds a local path."""
         self.path = path
-        self.endpoint = "" if endpoint_from_env else endpoint
         cli_config = path / "terraform.rc"
         cli_config.write_text("")  # hermetic: no user provider_installation or credentials
         self.env = {
@@ -36,7 +36,9 @@ class Workspace:
             "TF_INPUT": "0",
             "CHECKPOINT_DISABLE": "1",
             "TF_CLI_CONFIG_FILE": str(cli_config),
-            "SANDBOX_COMPUTE_URL": endpoint if endpoint_from_env else "",
+            "SANDBOX_COMPUTE_URL": endpoint,
+            "SANDBOX_PYTHON": sys.executable,
+            "PYTHONPATH": str(ROOT),
         }
 
     def configure(self, deployments, disks):
@@ -48,8 +50,6 @@ class Workspace:
             "instance_version": "6.0.0",
             "deployments": deployments,
             "disks": disks,
-            "sandbox_endpoint": self.endpoint,
-            "python_bin": sys.executable,
         }
         config = {
             "module": {"instance": module},
@@ -141,7 +141,7 @@ def test_create_suspend_resume_destroy(tmp_path, server):
 def test_failed_register_taints_and_the_next_apply_converges(tmp_path, server):
     url, sandbox_server = server
     compute = Compute(url, timeout=60)
-    workspace = Workspace(tmp_path, url, endpoint_from_env=True)
+    workspace = Workspace(tmp_path, url)
     workspace.configure(["blue"], {"blue": {}})
     workspace.run("init", "-input=false", "-no-color")
     sandbox_server.sandbox.add_fault(

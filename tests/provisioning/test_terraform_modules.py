@@ -34,8 +34,6 @@ VARIABLES = {
     "domain",
     "billing_account",
     "folder_id",
-    "sandbox_endpoint",
-    "python_bin",
 }
 OUTPUTS = {
     "instance_name",
@@ -116,6 +114,17 @@ def test_sandbox_vm_deregisters_on_destroy():
     assert any(
         "cli deregister" in p["command"] and p.get("when") == "destroy" for p in provisioners
     )
+
+
+def test_the_sandbox_module_keeps_no_local_path():
+    """How this machine reaches the CLI comes from Terraform's environment (SANDBOX_PYTHON,
+    PYTHONPATH, SANDBOX_COMPUTE_URL), so no attribute, and no plan, holds a path."""
+    source = "".join(path.read_text() for path in (MODULES / "sandbox").glob("*.tf"))
+    assert "abspath" not in source and "path.module" not in source
+    for name, body in resources("sandbox").items():
+        assert not {"python_bin", "pythonpath"} & set(body.get("input", {})), name
+    vm = resources("sandbox")[("terraform_data", "vm")]
+    assert all("SANDBOX_PYTHON" in p["local-exec"]["command"] for p in vm["provisioner"])
 
 
 def test_terraform_fmt_check_passes():

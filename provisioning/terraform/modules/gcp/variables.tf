@@ -147,15 +147,3 @@ variable "folder_id" {
   type        = string
   default     = ""
 }
-
-variable "sandbox_endpoint" {
-  description = "URL of the sandbox Compute server (sandbox module; \"\" uses $SANDBOX_COMPUTE_URL). The gcp module ignores it."
-  type        = string
-  default     = ""
-}
-
-variable "python_bin" {
-  description = "Python that runs provisioning.sandbox.cli (sandbox module). The gcp module ignores it."
-  type        = string
-  default     = "python3"
-}

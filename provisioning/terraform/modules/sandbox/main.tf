@@ -3,6 +3,11 @@
 # deleted through google-cloud-compute by provisioning.sandbox.cli); the rest of the GCP
 # plumbing (project, network, address, load balancer, firewall, alerting, executors) is recorded
 # as terraform_data so that plans show what the gcp module would change.
+#
+# How this machine reaches the CLI is not the instance's business, so it is neither a variable nor
+# an attribute (a plan would show it): the provisioners run $SANDBOX_PYTHON (default python3) with
+# the environment the portal gives Terraform (provisioning/workspace.py: SANDBOX_PYTHON,
+# PYTHONPATH, SANDBOX_COMPUTE_URL), which destroy-time provisioners see as well.
 
 terraform {
   required_version = ">= 1.9"
@@ -10,19 +15,12 @@ terraform {
 
 locals {
   # The load balancer serves the last deployment: during an upgrade the new color is appended.
-  serving    = length(var.deployments) > 0 ? var.deployments[length(var.deployments) - 1] : null
-  pythonpath = abspath("${path.module}/../../../..")
+  serving = length(var.deployments) > 0 ? var.deployments[length(var.deployments) - 1] : null
   labels = {
     managed-instance = var.slug
   }
   # Stands in for the global address: stable per slug, inside TEST-NET-3.
   address = "203.0.113.${parseint(substr(sha1(var.slug), 0, 2), 16) % 254 + 1}"
-  # Destroy-time provisioners may only read self, so each resource keeps how to reach the CLI.
-  cli = {
-    endpoint   = var.sandbox_endpoint
-    python_bin = var.python_bin
-    pythonpath = local.pythonpath
-  }
 }
 
 resource "terraform_data" "project" {
@@ -48,38 +46,32 @@ resource "terraform_data" "data_disk" {
 
   triggers_replace = [var.project_id, var.zone, each.key, each.value.from_snapshot]
 
-  input = merge(local.cli, {
+  input = {
     project  = var.project_id
     zone     = var.zone
     name     = "${var.slug}-${each.key}-data"
     size_gb  = var.data_disk_size
     snapshot = each.value.from_snapshot == null ? "" : each.value.from_snapshot
-  })
+  }
 
   provisioner "local-exec" {
-    command = "\"$PYTHON_BIN\" -m provisioning.sandbox.cli disk-create --endpoint \"$ENDPOINT\" --project \"$PROJECT\" --zone \"$ZONE\" --name \"$NAME\" --size-gb \"$SIZE_GB\" --snapshot \"$SNAPSHOT\""
+    command = "\"$${SANDBOX_PYTHON:-python3}\" -m provisioning.sandbox.cli disk-create --project \"$PROJECT\" --zone \"$ZONE\" --name \"$NAME\" --size-gb \"$SIZE_GB\" --snapshot \"$SNAPSHOT\""
     environment = {
-      PYTHON_BIN = self.input.python_bin
-      PYTHONPATH = self.input.pythonpath
-      ENDPOINT   = self.input.endpoint
-      PROJECT    = self.input.project
-      ZONE       = self.input.zone
-      NAME       = self.input.name
-      SIZE_GB    = self.input.size_gb
-      SNAPSHOT   = self.input.snapshot
+      PROJECT  = self.input.project
+      ZONE     = self.input.zone
+      NAME     = self.input.name
+      SIZE_GB  = self.input.size_gb
+      SNAPSHOT = self.input.snapshot
     }
   }
 
   provisioner "local-exec" {
     when    = destroy
-    command = "\"$PYTHON_BIN\" -m provisioning.sandbox.cli disk-delete --endpoint \"$ENDPOINT\" --project \"$PROJECT\" --zone \"$ZONE\" --name \"$NAME\""
+    command = "\"$${SANDBOX_PYTHON:-python3}\" -m provisioning.sandbox.cli disk-delete --project \"$PROJECT\" --zone \"$ZONE\" --name \"$NAME\""
     environment = {
-      PYTHON_BIN = self.input.python_bin
-      PYTHONPATH = self.input.pythonpath
-      ENDPOINT   = self.input.endpoint
-      PROJECT    = self.input.project
-      ZONE       = self.input.zone
-      NAME       = self.input.name
+      PROJECT = self.input.project
+      ZONE    = self.input.zone
+      NAME    = self.input.name
     }
   }
 }
@@ -90,7 +82,7 @@ resource "terraform_data" "vm" {
   # A new machine type or a new data disk makes a new VM; the data disk outlives it.
   triggers_replace = [var.project_id, var.zone, var.machine_type, terraform_data.data_disk[each.key].id]
 
-  input = merge(local.cli, {
+  input = {
     project      = var.project_id
     zone         = var.zone
     name         = "${var.slug}-${each.key}"
@@ -99,14 +91,11 @@ resource "terraform_data" "vm" {
     version      = var.instance_version
     color        = each.key
     slug         = var.slug
-  })
+  }
 
   provisioner "local-exec" {
-    command = "\"$PYTHON_BIN\" -m provisioning.sandbox.cli register --endpoint \"$ENDPOINT\" --project \"$PROJECT\" --zone \"$ZONE\" --name \"$NAME\" --machine-type \"$MACHINE_TYPE\" --data-disk \"$DATA_DISK\" --version \"$VERSION\" --label \"managed-instance=$SLUG\" --label \"deployment=$COLOR\""
+    command = "\"$${SANDBOX_PYTHON:-python3}\" -m provisioning.sandbox.cli register --project \"$PROJECT\" --zone \"$ZONE\" --name \"$NAME\" --machine-type \"$MACHINE_TYPE\" --data-disk \"$DATA_DISK\" --version \"$VERSION\" --label \"managed-instance=$SLUG\" --label \"deployment=$COLOR\""
     environment = {
-      PYTHON_BIN   = self.input.python_bin
-      PYTHONPATH   = self.input.pythonpath
-      ENDPOINT     = self.input.endpoint
       PROJECT      = self.input.project
       ZONE         = self.input.zone
       NAME         = self.input.name
@@ -120,14 +109,11 @@ resource "terraform_data" "vm" {
 
   provisioner "local-exec" {
     when    = destroy
-    command = "\"$PYTHON_BIN\" -m provisioning.sandbox.cli deregister --endpoint \"$ENDPOINT\" --project \"$PROJECT\" --zone \"$ZONE\" --name \"$NAME\""
+    command = "\"$${SANDBOX_PYTHON:-python3}\" -m provisioning.sandbox.cli deregister --project \"$PROJECT\" --zone \"$ZONE\" --name \"$NAME\""
     environment = {
-      PYTHON_BIN = self.input.python_bin
-      PYTHONPATH = self.input.pythonpath
-      ENDPOINT   = self.input.endpoint
-      PROJECT    = self.input.project
-      ZONE       = self.input.zone
-      NAME       = self.input.name
+      PROJECT = self.input.project
+      ZONE    = self.input.zone
+      NAME    = self.input.name
     }
   }
 }
