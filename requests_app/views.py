@@ -24,7 +24,15 @@ from rest_framework.exceptions import ValidationError
 
 from portal import roles
 from provisioning import instances, plans, runs
-from provisioning.models import WEEKDAYS, Instance, InstanceStatus, Run
+from provisioning.models import (
+    MACHINE_TYPES,
+    NETWORK_USD,
+    STORAGE_USD,
+    WEEKDAYS,
+    Instance,
+    InstanceStatus,
+    Run,
+)
 from provisioning.verify import (
     VERIFIABLE,
     ComputeUnavailable,
@@ -197,6 +205,10 @@ def new_request(request: HttpRequest, kind: str) -> HttpResponse:
                 "sizing": validation.SIZING,
                 "max_users": validation.SCALE_LIMIT_USERS,
                 "max_repositories": validation.SCALE_LIMIT_REPOSITORIES,
+                # provisioning.models.monthly_cost's numbers, for the live estimate.
+                "machine_usd": {name: spec["monthly_usd"] for name, spec in MACHINE_TYPES.items()},
+                "storage_usd": STORAGE_USD,
+                "network_usd": NETWORK_USD,
             }
         ),
         "recommended": getattr(form, "recommended_machine_type", None),

@@ -11,6 +11,7 @@
   const users = form.querySelector("#id_users");
   const repos = form.querySelector("#id_repositories");
   const access = form.querySelector("#id_access");
+  const machine = form.querySelector("#id_machine_type");
   const ranges = document.getElementById("field-allowed_ip_ranges");
   function recommend() {
     const u = parseInt(users && users.value, 10) || 0;
@@ -21,6 +22,7 @@
     }
     const shown = document.getElementById("recommended-type");
     if (shown) shown.textContent = pick;
+    estimate(pick);
     flagNonStandard(u > data.max_users || r > data.max_repositories);
   }
   // The rule of docs/workflow.md: any reason ticked, or a size above the largest machine (the
@@ -37,6 +39,20 @@
         data.max_repositories.toLocaleString("en-US") + " repositories: " : "") +
       "non-standard (" + reasons.join(", ") + "), goes to Tech Review";
   }
+  // The fleet's and the instance page's formula (provisioning.models.monthly_cost): the machine
+  // type's price plus storage plus network, for the type chosen or else the recommended one.
+  function estimate(recommended) {
+    const out = document.getElementById("cost-estimate");
+    if (!out || !data.machine_usd) return;
+    const chosen = machine && machine.value ? machine.value : recommended;
+    const price = data.machine_usd[chosen] || 0;
+    const total = price + data.storage_usd + data.network_usd;
+    const usd = (n) => "$" + n.toLocaleString("en-US");
+    out.textContent = usd(total);
+    const parts = document.getElementById("cost-parts");
+    if (parts) parts.textContent = "(" + chosen + " " + usd(price) + " + storage " +
+      usd(data.storage_usd) + " + network " + usd(data.network_usd) + ")";
+  }
   function toggleRanges() {
     if (ranges && access) ranges.hidden = access.value !== "ip_allowlist";
   }
@@ -45,6 +61,7 @@
     box.addEventListener("change", recommend)
   );
   if (access) access.addEventListener("change", toggleRanges);
+  if (machine) machine.addEventListener("change", recommend);
   recommend();
   toggleRanges();
 })();

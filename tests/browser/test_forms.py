@@ -29,3 +29,16 @@ def test_zones_are_a_select_and_the_customer_comes_from_the_instance(page):
     request = Request.objects.get(instance_slug="tyrell")
     assert request.customer == "Tyrell Corp"
     assert "Tyrell Corp" in page.locator("h1").inner_text()
+
+
+def test_the_create_form_estimates_the_monthly_cost_as_the_machine_type_changes(page):
+    make_user("ce", "CE")
+    sign_in(page, "ce", PASSWORD)
+    page.goto("/requests/new/create/")
+    estimate = page.get_by_test_id("cost-estimate")
+    assert estimate.inner_text() == "$532"  # n1-standard-8 recommended: 194 + 282 + 56
+    page.fill("#id_users", "1500")  # the recommendation moves to n1-standard-32
+    assert estimate.inner_text() == "$1,115"
+    page.select_option("#id_machine_type", "n1-standard-16")
+    assert estimate.inner_text() == "$726"
+    assert "storage $282" in page.locator("#cost-parts").inner_text()
