@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.db.models import Max
 from django.utils import timezone
 
 from provisioning.models import Run, RunState
@@ -248,12 +249,16 @@ def run_statuses(request_ids: Iterable[int]) -> dict[int, RunStatus]:
     ids = list(request_ids)
     if not ids:
         return {}
-    latest = (
+    # The newest run of each request is the one with the highest id (rows are made in order).
+    # Not DISTINCT ON: make run's embedded SQLite has no such thing.
+    newest = (
         Run.objects.filter(request_id__in=ids)
-        .order_by("request_id", "-created_at", "-id")
-        .distinct("request_id")
-        .values_list("request_id", "state")
+        .order_by()
+        .values("request_id")
+        .annotate(newest=Max("id"))
+        .values("newest")
     )
+    latest = Run.objects.filter(pk__in=newest).values_list("request_id", "state")
     return {
         pk: RunStatus(state, RUN_WORDS.get(state, state)) for pk, state in latest if pk is not None
     }
