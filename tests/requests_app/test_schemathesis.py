@@ -40,6 +40,7 @@ from tests.requests_app.test_api import make_instance, request_in_state
 pytestmark = [
     pytest.mark.clock,  # the seeded requests are filed and acted on now
     pytest.mark.clock_real("schemathesis runs in a process of its own, on the real clock"),
+    pytest.mark.lane2,  # minutes of fuzzing: make test runs it beside the suite
 ]
 
 CONFIG = """
