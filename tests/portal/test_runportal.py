@@ -204,11 +204,15 @@ def running(pids):
 
 
 def children_named(parent, word):
-    return [
-        pid
-        for pid in processes_below(parent, depth=1)
-        if word in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    ]
+    found = []
+    for pid in processes_below(parent, depth=1):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:  # it exited between the listing and this read (a restart under way)
+            continue
+        if word in cmdline:
+            found.append(pid)
+    return found
 
 
 class Portal:
