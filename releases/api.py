@@ -17,7 +17,6 @@ from rest_framework.response import Response
 
 from portal import roles
 from releases import opening, progress, waves
-from releases.feed import normalize_version
 from releases.models import RELEASE_VERSION, Release, ReleaseKind, Wave
 from requests_app import workflow
 from requests_app.api import CanRead, Pages, errors
@@ -163,8 +162,7 @@ class ReleaseViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return Release.objects.newest_first()
 
     def get_object(self) -> Release:
-        normal = normalize_version(self.kwargs["version"])
-        found = Release.objects.filter(version=normal).first() if normal else None
+        found = Release.objects.named(self.kwargs["version"])
         if found is None:
             raise Http404
         return found

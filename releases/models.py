@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 
 from provisioning.models import VERSION_PATTERN, Instance
+from releases.feed import normalize_version
 
 # A version as people type it: a leading v is accepted (stored without).
 RELEASE_VERSION = r"v?[0-9]{1,9}\.[0-9]{1,9}\.[0-9]{1,9}"
@@ -24,6 +25,11 @@ class ReleaseQuerySet(models.QuerySet["Release"]):
 
     def newest(self) -> "Release | None":
         return self.newest_first().first()
+
+    def named(self, text: str) -> "Release | None":
+        """The release a version names as people type it (`v6.2.0` or `6.2.0`), or None."""
+        normal = normalize_version(text)
+        return self.filter(version=normal).first() if normal else None
 
 
 class Release(models.Model):

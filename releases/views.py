@@ -12,7 +12,6 @@ from django.views.decorators.http import require_POST
 from portal import roles
 from provisioning import instances
 from releases import opening, progress, sync, waves
-from releases.feed import normalize_version
 from releases.forms import ReleaseForm, WindowForm
 from releases.models import Release, Wave
 from requests_app import workflow
@@ -29,8 +28,7 @@ def _devops(request: HttpRequest, what: str) -> None:
 
 
 def _release(version: str) -> Release:
-    normal = normalize_version(version)
-    found = Release.objects.filter(version=normal).first() if normal else None
+    found = Release.objects.named(version)
     if found is None:
         raise Http404("No such release.")
     return found
