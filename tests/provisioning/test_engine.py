@@ -94,7 +94,12 @@ class Worker:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        self.process.wait(timeout=30)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            # A warm shutdown waits for the job in hand; a worker still busy after 30 s (a slow
+            # machine) is killed with all it started, so that it never takes a later test's job.
+            self.kill(signal.SIGKILL)
 
 
 def descendants(pid):
