@@ -9,6 +9,10 @@ Marks (registered in pyproject.toml):
 - `clock_real("reason")`: a `clock` test that talks to another process keeping real time (a
   browser, an RQ worker, Terraform): time-machine moves only this process's clock, so the test
   is left out of the date rerun, for the reason given.
+- `clock_once("reason")`: one case of a parametrized `clock` test whose outcome is decided
+  before any date arithmetic (a permission refused before the workflow computes a timer): it
+  runs in the suite and is left out of the date rerun, for the reason given, while the cases
+  that move a request's clocks are rerun at every destination.
 
 `--clock-dates=sat,holiday,dst,nye` (names of DESTINATIONS or aware ISO instants) selects only
 the `clock` tests, less the `clock_real` ones, and runs each once per destination, inside
@@ -126,7 +130,14 @@ def pytest_collection_modifyitems(config, items):
         return
     keep, drop, real = [], [], {}
     for item in items:
-        if travelled_to(item) is not None:
+        once = item.get_closest_marker("clock_once")
+        if once is not None and travelled_to(item) is not None:
+            drop.append(item)
+            reason = once.args[0] if once.args else once.kwargs.get("reason")
+            if not reason:
+                raise pytest.UsageError(f"{item.nodeid}: clock_once needs the reason")
+            real.setdefault(reason, []).append(item.nodeid)
+        elif travelled_to(item) is not None:
             keep.append(item)
         else:
             drop.append(item)

@@ -36,6 +36,15 @@ def test_marked():
 @pytest.mark.clock_real("a process of its own keeps real time")
 def test_real():
     timezone.now()
+
+
+ONCE = pytest.mark.clock_once("decided before any clock")
+
+
+@pytest.mark.clock
+@pytest.mark.parametrize("case", ["moves", pytest.param("refused", marks=ONCE)])
+def test_cells(case):
+    timezone.now()
 """
 
 
@@ -46,6 +55,7 @@ def suite(pytester, monkeypatch):
     pytester.makeconftest('pytest_plugins = ["tests.clock"]\n')
     pytester.makeini(
         "[pytest]\nmarkers =\n    clock: reads the clock\n    clock_real(reason): real time\n"
+        "    clock_once(reason): once\n"
     )
     pytester.makepyfile(test_suite=SUITE)
     return pytester
@@ -57,7 +67,7 @@ def run(suite, *args):
 
 def test_an_unmarked_test_that_reads_the_clock_fails(suite):
     result = run(suite)
-    result.assert_outcomes(passed=3, failed=1)
+    result.assert_outcomes(passed=5, failed=1)
     result.stdout.fnmatch_lines(
         [
             "*test_reads_the_clock_unmarked*",
@@ -68,9 +78,11 @@ def test_an_unmarked_test_that_reads_the_clock_fails(suite):
 
 def test_the_rerun_runs_the_clock_tests_at_each_destination(suite):
     result = run(suite, "-v", "--clock-dates=sat,nye,2030-06-01T12:00:00+02:00")
-    result.assert_outcomes(passed=3, deselected=3)
+    result.assert_outcomes(passed=6, deselected=6)
     result.stdout.fnmatch_lines_random(
         [
+            "*test_cells?@2026-11-28T10:00-08:00-moves? PASSED*",
+            "*left out (3 tests): decided before any clock*",
             "*test_marked?@2026-11-28T10:00-08:00? PASSED*",
             "*test_marked?@2026-12-31T23:59:59-08:00? PASSED*",
             "*test_marked?@2030-06-01T12:00+02:00? PASSED*",

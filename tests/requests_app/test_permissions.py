@@ -124,9 +124,20 @@ def test_the_table_here_covers_every_action_of_the_contract():
     assert set(CONTRACT) <= set(RULES), "an action of the contract is missing from RULES"
 
 
-@pytest.mark.parametrize("state", [s.value for s in State])
-@pytest.mark.parametrize("action", list(RULES))
-@pytest.mark.parametrize("who", WHO)
+# A refused cell is answered (403, 409) before the workflow computes any timer, so its outcome
+# is the same on every date: the date rerun runs the cells that move a request and its clocks.
+REFUSED = pytest.mark.clock_once("a refused cell of the matrix is answered before any clock")
+
+
+def matrix_cells():
+    for who in WHO:
+        for action in RULES:
+            for state in State.values:
+                marks = [REFUSED] if expected_status(who, action, state) != 200 else []
+                yield pytest.param(who, action, state, marks=marks, id=f"{who}-{action}-{state}")
+
+
+@pytest.mark.parametrize(("who", "action", "state"), matrix_cells())
 def test_permission_matrix(shared, users, who, action, state):
     # Marking a provisioning request done by hand needs Compute to show its outcome
     # (tests/requests_app/test_run_rules.py); the role and state rules are those of any kind.
