@@ -111,3 +111,40 @@ def configure_portal(settings, provider: Provider) -> None:
     settings.OIDC_CLIENT_SECRET = provider.client_secret
     settings.OIDC_ROLE_MAP = ROLE_MAP
     provider.reset()
+
+
+def sign_in_with_client(client, username: str, password: str = PASSWORD, next_url: str = ""):
+    """SSO through Django's test client and the real provider: the portal's redirect, the
+    provider's sign-in form (with `requests`), then the portal's callback."""
+    start = client.get("/oidc/login/", {"next": next_url} if next_url else {})
+    assert start.status_code == 302, start
+    return client.get(provider_round_trip(start["Location"], username, password))
+
+
+def provider_round_trip(authorize_url: str, username: str, password: str = PASSWORD) -> str:
+    """What the browser does at the provider: sign in there; the answer is the portal callback
+    (path and query) that the provider redirects to."""
+    import requests
+
+    with requests.Session() as session:
+        form = session.get(authorize_url, timeout=10)
+        form.raise_for_status()
+        answer = session.post(
+            form.url,
+            data={
+                "username": username,
+                "password": password,
+                "csrfmiddlewaretoken": session.cookies["idp_csrftoken"],
+            },
+            allow_redirects=False,
+            timeout=10,
+        )
+        for _ in range(5):
+            location = answer.headers.get("Location", "")
+            if "/oidc/callback/" in location:
+                return location[location.index("/oidc/callback/") :]
+            assert answer.status_code == 302, (answer.status_code, answer.text[:500])
+            answer = session.get(
+                requests.compat.urljoin(answer.url, location), allow_redirects=False, timeout=10
+            )
+    raise AssertionError(f"the provider did not send back to the portal: {answer.text[:500]}")

@@ -37,7 +37,7 @@ def main(port: str, directory: str) -> None:
     from django.core.management import call_command
     from oauth2_provider.models import Application
 
-    call_command("migrate", verbosity=0, interactive=False)
+    call_command("migrate", verbosity=0, interactive=False, run_syncdb=True)
     client = json.loads((state / "client.json").read_text())
     Application.objects.create(
         name="portal",

@@ -38,6 +38,9 @@ DATABASES = {
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# A new database at every start: its tables made straight from the models (migrate
+# --run-syncdb), seconds faster than replaying every migration.
+MIGRATION_MODULES = {app.rpartition(".")[2]: None for app in INSTALLED_APPS}
 USE_TZ = True
 # The browser holds the portal's cookies for the same host name: the provider's own names.
 SESSION_COOKIE_NAME = "idp_sessionid"
