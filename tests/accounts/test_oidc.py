@@ -6,7 +6,7 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 
 from tests.factories import make_user
 from tests.oidc_provider.running import (
@@ -75,6 +75,16 @@ def test_sign_in_lands_on_the_page_asked_for(client, sso):
     assert list(User.objects.get(username="dana").groups.values_list("name", flat=True)) == [
         "DevOps"
     ]
+
+
+def test_an_existing_account_is_found_by_email_and_keeps_its_other_groups(client, sso):
+    ce = make_user("ce", "CE")  # seed_demo's ce@example.com
+    ce.groups.add(Group.objects.create(name="Auditors"))
+    sso.set_user("carol.e", "idp-ce", "idp-managers", email="ce@example.com")
+    sign_in_with_client(client, "carol.e")
+    assert signed_in_as(client) == "ce"
+    assert set(ce.groups.values_list("name", flat=True)) == {"CE", "Managers", "Auditors"}
+    assert not User.objects.filter(username="carol.e").exists()
 
 
 def test_an_answer_used_twice_is_refused_the_second_time(client, sso, caplog):
