@@ -45,12 +45,13 @@ def signed_in_as(page, username):
     return page.locator("[data-testid=username]").inner_text() == username
 
 
-def refused_on_the_login_page(page, words):
+def refused_on_the_login_page(page, words, screenshot):
     """The sign-in page with the error, and no session: the home page sends back to sign in."""
     page.wait_for_selector(".message-error")
     assert re.search(r"/login/$", page.url), page.url
     message = page.locator(".message-error").inner_text()
     assert words in message, message
+    screenshot(words.replace(" ", "-"))
     page.goto("/")
     assert "/login/" in page.url
     return message
@@ -116,8 +117,7 @@ def test_id_tokens_that_fail_verification_are_refused(page, sso, caplog, screens
         sso.issue_id_tokens(mode)
         page.context.clear_cookies()  # a new sign-in at the provider each time
         sso_sign_in(page, "dana")
-        refused_on_the_login_page(page, words)
-        screenshot(mode)
+        refused_on_the_login_page(page, words, screenshot)
     assert not User.objects.filter(username="dana").exists()
     logged = " ".join(r.getMessage() for r in caplog.records if r.name.startswith("accounts"))
     for reason in ("ID token signature invalid", "ID token expired", "ID token claim 'aud'"):
