@@ -13,8 +13,15 @@ from tests.browser.conftest import READS_THE_CLOCK
 from tests.factories import PASSWORD
 from tests.oidc_provider.running import Provider, configure_portal
 
-# The API token test reads the clock (a token records when it was last used).
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), *READS_THE_CLOCK]
+# The API token test reads the clock (a token records when it was last used). lane2: with the
+# test-client SSO tests (tests/accounts/test_oidc.py) this module took 30-34 s on the shared
+# 2-core machine, over the 30 s kept for the SSO tests in make test's first process.
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    *READS_THE_CLOCK,
+    pytest.mark.lane2,
+]
 
 
 @pytest.fixture(scope="module")
