@@ -347,6 +347,8 @@ LOGGING = {
             "LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
         ),
     },
+    # Authlib logs the PKCE code verifier of each SSO sign-in at DEBUG: never, whatever LOG_LEVEL.
+    "loggers": {"authlib": {"level": "INFO"}},
 }
 # Seconds without a heartbeat after which a run's worker is taken for dead.
 PROVISIONING_HEARTBEAT_TIMEOUT = env_int("PROVISIONING_HEARTBEAT_TIMEOUT", 90, minimum=10)

@@ -2,6 +2,7 @@
 PKCE and nonce on the way out, and every refusal on the way back ends on the sign-in page with
 no session."""
 
+import logging
 import re
 from urllib.parse import parse_qs, urlsplit
 
@@ -50,7 +51,8 @@ def refusal(answer, client):
     return found.group(1)
 
 
-def test_the_authorization_request_uses_pkce_s256_and_a_nonce(client, sso):
+def test_the_authorization_request_uses_pkce_s256_and_a_nonce(client, sso, caplog):
+    caplog.set_level(logging.DEBUG)
     answer = client.get("/oidc/login/")
     assert answer.status_code == 302
     url = urlsplit(answer["Location"])
@@ -63,8 +65,11 @@ def test_the_authorization_request_uses_pkce_s256_and_a_nonce(client, sso):
     assert query["scope"] == ["openid email profile"]
     assert query["redirect_uri"] == ["http://testserver/oidc/callback/"]
     assert query["client_id"] == [sso.client_id]
-    # The verifier stays in the session, never in the URL.
+    # The verifier stays in the session: never in the URL, nor in the log at any level.
     assert "code_verifier" not in query
+    verifier = client.session[f"_state_sso_{query['state'][0]}"]["data"]["code_verifier"]
+    assert len(verifier) >= 43
+    assert verifier not in caplog.text
 
 
 def test_sign_in_lands_on_the_page_asked_for(client, sso):
