@@ -10,6 +10,8 @@ import holidays
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from accounts.config import check_sign_in, parse_role_map
+from portal import roles
 from portal.env import env_bool, env_choice, env_int, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -61,6 +63,7 @@ INSTALLED_APPS = [
     "axes",
     "audit",
     "portal",
+    "accounts",
     "provisioning",
     "requests_app",
     "releases",
@@ -206,6 +209,29 @@ AXES_LOCKOUT_CALLABLE = "audit.views.locked_out"
 AXES_DISABLE_ACCESS_LOG = True
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
 
+# Sign-in (docs/sign-in.md): single sign-on with OpenID Connect when the three OIDC_ credentials
+# are set (accounts/oidc.py), the groups set from the roles claim through OIDC_ROLE_MAP at every
+# sign-in; the password form can be turned off, or left to superusers. accounts/config.py stops
+# the start when these cannot work together.
+OIDC_ISSUER = env_url("OIDC_ISSUER", None, schemes={"http", "https"})
+OIDC_CLIENT_ID = env_str("OIDC_CLIENT_ID")
+OIDC_CLIENT_SECRET = env_str("OIDC_CLIENT_SECRET")
+OIDC_SCOPES = env_str("OIDC_SCOPES", "openid email profile")
+OIDC_ROLES_CLAIM = env_str("OIDC_ROLES_CLAIM", "groups")
+OIDC_ROLE_MAP = parse_role_map(env_str("OIDC_ROLE_MAP"), roles.ALL_ROLES)
+PASSWORD_LOGIN = env_bool("PASSWORD_LOGIN", True)
+PASSWORD_LOGIN_SUPERUSERS = env_bool("PASSWORD_LOGIN_SUPERUSERS", False)
+check_sign_in(
+    {
+        "OIDC_ISSUER": OIDC_ISSUER,
+        "OIDC_CLIENT_ID": OIDC_CLIENT_ID,
+        "OIDC_CLIENT_SECRET": OIDC_CLIENT_SECRET,
+    },
+    scopes=OIDC_SCOPES,
+    role_map=OIDC_ROLE_MAP,
+    password_login=PASSWORD_LOGIN,
+)
+
 # Content-Security-Policy (django-csp 4): scripts and styles from the portal's own static files
 # only, no inline code or style attributes. The one hash is django-rq's inline script on the job
 # dashboard (/jobs/: select all rows); tests/portal/test_security.py recomputes it.
@@ -279,7 +305,8 @@ SANDBOX_COMPUTE_URL = env_url("SANDBOX_COMPUTE_URL", None, schemes={"http"})
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: an anonymous API call then gets 401 with WWW-Authenticate, not 403.
-        "rest_framework.authentication.TokenAuthentication",
+        # Named API tokens (accounts/tokens.py) and the keys of drf_create_token alike.
+        "accounts.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -320,6 +347,8 @@ LOGGING = {
             "LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
         ),
     },
+    # Authlib logs the PKCE code verifier of each SSO sign-in at DEBUG: never, whatever LOG_LEVEL.
+    "loggers": {"authlib": {"level": "INFO"}},
 }
 # Seconds without a heartbeat after which a run's worker is taken for dead.
 PROVISIONING_HEARTBEAT_TIMEOUT = env_int("PROVISIONING_HEARTBEAT_TIMEOUT", 90, minimum=10)

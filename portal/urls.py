@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
 
+from accounts import views as account_views
 from portal import roles, views
 from releases.urls import api_urlpatterns as release_api_urlpatterns
 from requests_app import views as request_views
@@ -47,8 +48,11 @@ urlpatterns = [
     path("", include("audit.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("favicon.ico", views.favicon, name="favicon"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    # Sign-in (password and SSO), the API tokens page.
+    path("", include("accounts.urls")),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Before the admin's own: the password switches apply to the admin's sign-in too.
+    path("admin/login/", account_views.admin_login, name="admin_login"),
     path("admin/", admin.site.urls),
     path(
         "jobs/",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("portal", "requests_app", "provisioning", "releases", "dashboards", "audit")
+PACKAGES = ("portal", "requests_app", "provisioning", "releases", "dashboards", "audit", "accounts")
 
 
 def _modules():
