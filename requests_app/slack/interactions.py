@@ -119,6 +119,9 @@ def handle(payload: Any, now: datetime) -> Answer:
     except (api.SlackApiError, OSError) as exc:
         log.warning("Slack interaction %s: a Slack call failed: %s", click.key, exc)
         _tell(click, "The portal could not reach Slack to finish this; try again.")
+    except Exception:  # noqa: BLE001 - Slack is answered 200 whatever happens; the log has it
+        log.exception("Slack interaction %s failed", click.key)
+        _tell(click, "Something went wrong in the portal; nothing was changed. Try again.")
     return None
 
 
@@ -194,7 +197,14 @@ def _act(click: Click, now: datetime) -> None:
 
 def portal_user(slack_user: str) -> User:
     """The active portal account whose email is the Slack profile's."""
-    email = api.email_of(slack_user)
+    try:
+        email = api.email_of(slack_user)
+    except api.SlackApiError as exc:
+        # e.g. missing_scope: the app was installed without users:read.email.
+        error = exc.response.get("error")
+        raise Refused(
+            f"Slack would not tell the portal who you are (users.info: {error})."
+        ) from None
     if not email:
         raise Refused(
             "Slack did not tell the portal your email (the app needs the users:read.email "

@@ -366,6 +366,14 @@ def test_someone_slack_cannot_match_to_a_portal_account_is_refused(
     assert "No active portal account has your Slack email (someone@elsewhere.example)" in text
     request.refresh_from_db()
     assert request.state == "pending_approval"
+    # An app installed without users:read.email: Slack refuses users.info, and the person hears.
+    slack.failing["users.info"] = 1
+    acted(client, django_capture_on_commit_callbacks, click(slack, "approve", "U_LEAD"))
+    assert (
+        "Slack would not tell the portal who you are (users.info: internal_error)"
+        in (ephemerals(slack)[-1][1])
+    )
+    assert decisions(request) == []
     # An email is matched whatever its case.
     acted(client, django_capture_on_commit_callbacks, click(slack, "approve", "U_LEAD2"))
     assert decisions(request) == [("approve", "lead2")]
@@ -473,6 +481,17 @@ def test_unsigned_forged_stale_and_future_deliveries_are_refused(
     assert request.state == "pending_approval" and decisions(request) == []
     assert slack.methods() == ["chat.postMessage"]  # nobody looked up, nothing told
     assert SlackDelivery.objects.count() == 0
+    # What Slack signed but the portal cannot use is answered 200 and changes nothing.
+    other = {**payload, "actions": [{**payload["actions"][0], "action_id": "open_portal"}]}
+    for body in [
+        "payload=not-json",
+        "nothing=here",
+        urlencode({"payload": json.dumps({"type": "block_actions", "actions": []})}),
+        urlencode({"payload": json.dumps({"type": "view_closed"})}),
+        urlencode({"payload": json.dumps(other)}),
+    ]:
+        assert deliver(client, None, body=body).status_code == 200, body
+    assert slack.methods() == ["chat.postMessage"] and SlackDelivery.objects.count() == 0
     # A signature within the window is good (Slack's clock may be a little off).
     assert deliver(client, payload, at=now - 4 * 60).status_code == 200
     request.refresh_from_db()
