@@ -421,6 +421,8 @@ class SlackMessage(models.Model):
     stage = models.CharField(max_length=20, choices=Approval.Stage.choices)
     channel = models.CharField(max_length=40, blank=True)
     ts = models.CharField(max_length=40, blank=True)  # empty until posted
+    # Set while a job posts it: the claim that makes it posted once (requests_app/slack/outbox).
+    posting_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
     posted_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(null=True, blank=True)

@@ -20,6 +20,7 @@ from requests_app import workflow
 from requests_app.forms import FORMS
 from requests_app.jobs import relay_notifications, send_notification
 from requests_app.models import Event, Notification, Request, SlackDelivery, SlackMessage
+from requests_app.slack import api, outbox
 from tests.factories import make_user
 
 pytestmark = pytest.mark.clock
@@ -307,6 +308,37 @@ def test_the_relay_posts_what_never_reached_redis_and_a_failed_post_is_retried(
     assert send_notification(row.pk) == "already handled"
     assert slack.methods() == ["chat.postMessage", "chat.postMessage"]  # one failed, one posted
     assert SlackMessage.objects.get(request=request).ts == "1700000000.000001"
+
+
+def test_a_message_being_posted_is_not_posted_again_and_a_change_meanwhile_is_shown(
+    people, slack, monkeypatch, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        request = file_create(people["ce"])
+    row = Notification.objects.get(channel="slack_app")
+    # Another job claimed the message and is posting it: this one stands back, to be retried.
+    SlackMessage.objects.filter(request=request).update(posting_since=timezone.now())
+    with pytest.raises(outbox.Busy):
+        send_notification(row.pk)
+    assert slack.calls == []
+    # A claim older than the cutoff is a job that died: the message is posted after all.
+    SlackMessage.objects.filter(request=request).update(
+        posting_since=timezone.now() - timedelta(minutes=11)
+    )
+    # Lead approves in the portal while Slack takes the post: the job sees the request changed
+    # after it rendered, and edits the message it has just posted.
+    post = api.post
+
+    def post_while_lead_approves(*args):
+        answer = post(*args)
+        workflow.perform(people["lead"], request.pk, "approve", notify=False)
+        return answer
+
+    monkeypatch.setattr(api, "post", post_while_lead_approves)
+    assert send_notification(row.pk) == "sent"
+    assert slack.methods() == ["chat.postMessage", "chat.update"]
+    assert "Approved by lead at" in slack.called("chat.update")[0]["text"]
+    assert SlackMessage.objects.get(request=request).posting_since is None
 
 
 # -- approving and rejecting in Slack -------------------------------------------------------------
