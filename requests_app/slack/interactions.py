@@ -31,6 +31,7 @@ from requests_app.models import Request, SlackDelivery
 from requests_app.slack import api, messages
 from requests_app.slack.stages import BY_ACTION, REJECTS
 from requests_app.transitions import RULES
+from requests_app.views import forbidden_message
 
 log = logging.getLogger(__name__)
 
@@ -223,9 +224,10 @@ def refusal(person: User, seen: Request, click: Click, error: workflow.WorkflowE
     rule = RULES[click.action]
     head = f"Request #{seen.pk} was not {messages.OUTCOMES[click.action][1].lower()}: "
     if isinstance(error, workflow.Forbidden):
-        if person.is_active and workflow.role_allows(person, rule, seen):
-            return head + error.message  # "You filed request #12; someone else must approve."
-        return head + f"only {' or '.join(rule.roles)} may do that, and you are {person} here."
+        # The page's words: the role it takes ("Only CE Leadership may approve requests."), or
+        # the workflow's ("You filed request #12; someone else must approve.").
+        said = forbidden_message(person, rule, seen, error.message)
+        return head + said + (f" You are {person} in the portal." if said != error.message else "")
     if isinstance(error, workflow.Conflict):
         current = Request.objects.with_related().get(pk=seen.pk)
         stage = BY_ACTION[click.action]

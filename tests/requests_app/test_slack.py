@@ -384,7 +384,10 @@ def test_a_role_that_may_not_approve_is_told_so(
     response = acted(client, django_capture_on_commit_callbacks, click(slack, "approve", "U_CE"))
     assert response.status_code == 200
     [(user, text)] = ephemerals(slack)
-    assert user == "U_CE" and "only CE Leadership may do that, and you are ce here" in text
+    assert (
+        user == "U_CE"
+        and "Only CE Leadership may approve requests. You are ce in the portal." in text
+    )
     request.refresh_from_db()
     assert request.state == "pending_approval" and decisions(request) == []
 
@@ -474,7 +477,7 @@ def test_tech_review_gets_its_own_message_with_its_own_actions(
     ]
     # CE Leadership may not take Tech Review's action.
     acted(client, django_capture_on_commit_callbacks, click(slack, "tech_approve", "U_LEAD"))
-    assert "only Tech Review may do that" in ephemerals(slack)[0][1]
+    assert "Only Tech Review may approve in tech review." in ephemerals(slack)[0][1]
     acted(client, django_capture_on_commit_callbacks, click(slack, "tech_approve", "U_REVIEWER"))
     request.refresh_from_db()
     assert request.state == "queued"
