@@ -145,7 +145,11 @@ def test_a_partial_slack_app_stops_the_start_naming_the_missing_variable():
         SLACK_APPROVALS_CHANNEL="C0APPR",
         SLACK_API_URL="http://127.0.0.1:9/api",
     ) == [True, "http://127.0.0.1:9/api/"]
-    assert setting_values("SLACK_APPROVALS", "SLACK_API_URL") == [False, "https://slack.com/api/"]
+
+
+def test_slack_approvals_are_off_by_default_and_call_slacks_own_api(settings):
+    assert settings.SLACK_APPROVALS is False and settings.SLACK_BOT_TOKEN == ""
+    assert settings.SLACK_API_URL == "https://slack.com/api/"
 
 
 def test_debug_is_off_unless_asked_for():
