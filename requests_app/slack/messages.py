@@ -26,12 +26,25 @@ OUTCOMES = {
 REJECT_CALLBACK = "portal_reject"
 REASON_BLOCK = "reason"
 REASON_INPUT = "reason"
-JUSTIFICATION_LIMIT = 2500  # a section's text holds 3,000 characters
+JUSTIFICATION_LIMIT = 2800  # of the escaped text: a section's text holds 3,000 characters
 
 
 def escape(text: str) -> str:
     """Slack's mrkdwn escaping: `<` and `>` would make mentions and links, `&` entities."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def shortened(text: str, limit: int = JUSTIFICATION_LIMIT) -> str:
+    """`text` escaped, cut to `limit` characters (a section holds 3,000) without cutting an
+    entity in two."""
+    shown = escape(text)
+    if len(shown) <= limit:
+        return shown
+    shown = shown[:limit]
+    cut = shown.rfind("&", limit - 5)
+    if cut != -1 and ";" not in shown[cut:]:
+        shown = shown[:cut]
+    return shown + "..."
 
 
 def slack_time(at: Any) -> str:
@@ -66,7 +79,7 @@ def outcome(event: Event) -> str:
     line = f"{emoji} {words} by {escape(who)} at {slack_time(event.at)}"
     reason = event.comment.strip()
     if reason and event.action in ("reject", "tech_reject", "cancel"):
-        line += f": {escape(reason)}"
+        line += f": {shortened(reason, 2000)}"
     return line
 
 
@@ -90,12 +103,10 @@ def approval_message(request: Request, stage: Stage) -> tuple[str, list[Block]]:
     ]
     justification = request.justification.strip()
     if justification:
-        if len(justification) > JUSTIFICATION_LIMIT:
-            justification = justification[:JUSTIFICATION_LIMIT] + "..."
         blocks.append(
             {
                 "type": "section",
-                "text": {"type": "mrkdwn", "text": f"*Justification*\n{escape(justification)}"},
+                "text": {"type": "mrkdwn", "text": f"*Justification*\n{shortened(justification)}"},
             }
         )
     link = f"<{request_link(request)}|Open request #{request.pk} in the portal>"
@@ -107,13 +118,13 @@ def approval_message(request: Request, stage: Stage) -> tuple[str, list[Block]]:
             }
         )
         blocks.append(buttons(request, stage))
-        text = f"{stage.waiting}: {title(request)}"
+        text = f"{stage.waiting}: {escape(title(request))}"
     else:
         ended = decision(request, stage)
         said = outcome(ended) if ended else f"Now {State(request.state).label.lower()}."
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": said}})
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": link}]})
-        text = f"{title(request)}: {said}"
+        text = f"{escape(title(request))}: {said}"
     return text, blocks
 
 

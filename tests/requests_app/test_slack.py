@@ -20,7 +20,7 @@ from requests_app import workflow
 from requests_app.forms import FORMS
 from requests_app.jobs import relay_notifications, send_notification
 from requests_app.models import Event, Notification, Request, SlackDelivery, SlackMessage
-from requests_app.slack import api, outbox
+from requests_app.slack import api, messages, outbox
 from tests.factories import make_user
 
 pytestmark = pytest.mark.clock
@@ -286,6 +286,12 @@ def test_a_request_waiting_for_approval_is_posted_once_after_commit(
     row = Notification.objects.get(channel="slack_app")
     assert send_notification(row.pk) == "already handled"
     assert slack.methods() == ["chat.postMessage"]
+
+
+def test_a_long_justification_is_cut_to_what_a_block_holds_without_breaking_an_entity():
+    cut = messages.shortened("a" + "&" * 1000, limit=2800)
+    assert cut.endswith("&amp;...") and len(cut) <= 2803
+    assert messages.shortened("x < y", limit=2800) == "x &lt; y"
 
 
 def test_the_relay_posts_what_never_reached_redis_and_a_failed_post_is_retried(
