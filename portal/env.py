@@ -166,6 +166,23 @@ def env_choice(
     return value
 
 
+def env_together(*names: str, environ: Environ = None) -> dict[str, str] | None:
+    """Variables that only work as a set (the Slack app's token, signing secret and channel):
+    all of them set gives their values, none gives None, and a partial set stops the start with
+    a message naming what is missing (never the values: some are secrets)."""
+    values = {name: _raw(name, environ) for name in names}
+    given = [name for name, value in values.items() if value is not None]
+    if not given:
+        return None
+    missing = [name for name, value in values.items() if value is None]
+    if missing:
+        raise ImproperlyConfigured(
+            f"{' and '.join(missing)} must be set too: {', '.join(names)} work together "
+            f"(only {', '.join(given)} {'is' if len(given) == 1 else 'are'} set)"
+        )
+    return {name: value for name, value in values.items() if value is not None}
+
+
 # -- the environment of a local run (make run) -------------------------------------------------
 
 ROOT = Path(__file__).resolve().parent.parent

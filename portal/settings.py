@@ -12,7 +12,15 @@ from django.core.exceptions import ImproperlyConfigured
 
 from accounts.config import check_sign_in, parse_role_map
 from portal import roles
-from portal.env import env_bool, env_choice, env_int, env_list, env_str, env_url
+from portal.env import (
+    env_bool,
+    env_choice,
+    env_int,
+    env_list,
+    env_str,
+    env_together,
+    env_url,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("PORTAL_VAR_DIR", str(BASE_DIR / "var")))
@@ -271,6 +279,17 @@ else:
         EMAIL_USE_SSL = _mail.scheme == "smtps"
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "portal@localhost")
 SLACK_WEBHOOK_URL = env_url("SLACK_WEBHOOK_URL", None, schemes={"http", "https"})
+# Slack approvals (docs/slack.md): the Slack app's bot token, its signing secret and the channel
+# where approval requests are posted, all three or none. SLACK_API_URL is Slack's Web API (the
+# tests point it at a local stand-in); the client joins method names to it, hence the slash.
+_slack_app = env_together("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APPROVALS_CHANNEL")
+SLACK_APPROVALS = _slack_app is not None
+SLACK_BOT_TOKEN = _slack_app["SLACK_BOT_TOKEN"] if _slack_app else ""
+SLACK_SIGNING_SECRET = _slack_app["SLACK_SIGNING_SECRET"] if _slack_app else ""
+SLACK_APPROVALS_CHANNEL = _slack_app["SLACK_APPROVALS_CHANNEL"] if _slack_app else ""
+SLACK_API_URL = env_url("SLACK_API_URL", "https://slack.com/api/", schemes={"http", "https"})
+if not SLACK_API_URL.endswith("/"):
+    SLACK_API_URL += "/"
 PORTAL_BASE_URL = env_url("PORTAL_BASE_URL", "http://127.0.0.1:8000", schemes={"http", "https"})
 
 # The request domain.

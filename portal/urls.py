@@ -14,6 +14,7 @@ from portal import roles, views
 from releases.urls import api_urlpatterns as release_api_urlpatterns
 from requests_app import views as request_views
 from requests_app.api_urls import api_urlpatterns, schema_urlpatterns
+from requests_app.slack.views import interactions_endpoint
 
 
 def devops_or_superuser(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -47,6 +48,8 @@ urlpatterns = [
     path("api/schema/", include(schema_urlpatterns)),
     path("", include("audit.urls")),
     path("healthz", views.healthz, name="healthz"),
+    # Slack's interactivity Request URL (docs/slack.md): signed by Slack, no sign-in.
+    path("slack/interactions/", interactions_endpoint, name="slack_interactions"),
     path("favicon.ico", views.favicon, name="favicon"),
     # Sign-in (password and SSO), the API tokens page.
     path("", include("accounts.urls")),

@@ -362,6 +362,8 @@ class Notification(models.Model):
     class Channel(models.TextChoices):
         SLACK = "slack", "Slack"
         EMAIL = "email", "Email"
+        # The Slack app's approval messages (requests_app/slack): posted, then edited in place.
+        SLACK_APP = "slack_app", "Slack approvals"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -408,3 +410,39 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} {self.topic} for event {self.event_id}"
+
+
+class SlackMessage(models.Model):
+    """The Slack message that asks for one approval stage of one request. Made in the
+    transaction that enters the stage; the outbox's job posts it and keeps its channel and `ts`
+    here, so every later change edits that message instead of posting another."""
+
+    request = models.ForeignKey(Request, on_delete=models.CASCADE, related_name="slack_messages")
+    stage = models.CharField(max_length=20, choices=Approval.Stage.choices)
+    channel = models.CharField(max_length=40, blank=True)
+    ts = models.CharField(max_length=40, blank=True)  # empty until posted
+    # Set while a job posts it: the claim that makes it posted once (requests_app/slack/outbox).
+    posting_since = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    posted_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["request", "stage"], name="one_slack_message_per_stage")
+        ]
+
+    def __str__(self) -> str:
+        return f"Slack message of #{self.request_id} ({self.stage})"
+
+
+class SlackDelivery(models.Model):
+    """An interaction payload Slack delivered and the portal took up, by a key made from the
+    payload (who clicked what, when): the unique key recognises a delivery Slack repeats, which
+    is then answered without acting again."""
+
+    key = models.CharField(max_length=255, unique=True)
+    received_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return self.key

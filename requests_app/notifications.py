@@ -26,6 +26,7 @@ from portal import roles
 from provisioning.models import Instance
 from requests_app import history
 from requests_app.models import Event, Notification, Request, State
+from requests_app.slack import outbox as slack_outbox
 
 log = logging.getLogger(__name__)
 
@@ -81,42 +82,41 @@ def message_for(topic: str, request: Request, event: Event) -> tuple[str, str]:
 
 def on_event(request: Request, event: Event, now: datetime) -> list[Notification]:
     """Record the notifications an event calls for and send them once the transaction commits."""
-    found = topic_for(event)
-    if found is None:
-        return []
-    topic, audience = found
-    subject, body = message_for(topic, request, event)
     created: list[Notification] = []
-    recipients = emails_for(audience, request)
-    if recipients:
-        created.append(
-            Notification.objects.create(
-                request=request,
-                event=event,
-                channel=Notification.Channel.EMAIL,
-                topic=topic,
-                recipients=recipients,
-                subject=subject,
-                body=body,
-                created_at=now,
-            )
-        )
-    if settings.SLACK_WEBHOOK_URL:
-        created.append(
-            Notification.objects.create(
-                request=request,
-                event=event,
-                channel=Notification.Channel.SLACK,
-                topic=topic,
-                recipients=[],
-                subject=subject,
-                body=body,
-                created_at=now,
-            )
-        )
+    if settings.SLACK_APPROVALS:
+        # The approval messages in Slack: posted as a stage opens, edited as the request moves.
+        created += slack_outbox.on_event(request, event, now)
+    found = topic_for(event)
+    if found is not None:
+        created += _tell_audience(request, event, *found, now)
     for notification in created:
         transaction.on_commit(partial(enqueue, notification.pk))
     return created
+
+
+def _tell_audience(
+    request: Request, event: Event, topic: str, audience: Audience, now: datetime
+) -> list[Notification]:
+    subject, body = message_for(topic, request, event)
+    channels: list[tuple[str, list[str]]] = []
+    recipients = emails_for(audience, request)
+    if recipients:
+        channels.append((Notification.Channel.EMAIL, recipients))
+    if settings.SLACK_WEBHOOK_URL:
+        channels.append((Notification.Channel.SLACK, []))
+    return [
+        Notification.objects.create(
+            request=request,
+            event=event,
+            channel=channel,
+            topic=topic,
+            recipients=to,
+            subject=subject,
+            body=body,
+            created_at=now,
+        )
+        for channel, to in channels
+    ]
 
 
 def on_sla_alerts(
@@ -315,7 +315,9 @@ def send(notification_id: int) -> str:
         return "already handled"
     notification = Notification.objects.get(pk=notification_id)
     try:
-        if notification.channel == Notification.Channel.SLACK:
+        if notification.channel == Notification.Channel.SLACK_APP:
+            slack_outbox.deliver(notification)
+        elif notification.channel == Notification.Channel.SLACK:
             _send_slack(notification)
         else:
             _send_email(notification)

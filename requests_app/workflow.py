@@ -272,7 +272,7 @@ def edit_request(
             **changes, updated_at=now, version=F("version") + 1
         )
         request.refresh_from_db()
-        Event.objects.create(
+        event = Event.objects.create(
             request=request,
             at=now,
             by=user,
@@ -282,6 +282,8 @@ def edit_request(
             comment="Changed " + ", ".join(name.replace("_", " ") for name in shown) + ".",
             data={"changed": shown},
         )
+        # Nobody is mailed about an edit; a Slack approval message shows what changed.
+        notifications.on_event(request, event, now)
     return request
 
 
@@ -387,8 +389,12 @@ def perform(
     notify: bool = True,
     imported: bool = False,
     queue_jobs: bool = True,
+    version: int | None = None,
 ) -> Request:
     """Take `action` on request `request_id` as `user`; returns the updated request.
+
+    `version`: the version of the request the person decided on (a Slack message shows one);
+    a change made since is a 409, as if it had raced the action.
 
     `assignee`: for `assign`, the username of the DevOps member who is to hold the request
     (None or "": nobody).
@@ -407,6 +413,8 @@ def perform(
         request = Request.objects.with_related().get(pk=request_id)
         rule = check_action(user, request, action)
         assert not isinstance(user, AnonymousUser)  # check_action refuses who is not active
+        if version is not None and version != request.version:
+            raise Conflict(f"Request #{request.pk} was changed since you saw it; look again.")
         old_state = request.state
         new_state = rule.next_state(request)
         changes: dict[str, Any] = {

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from portal.env import env_bool, env_int, env_url
+from portal.env import env_bool, env_int, env_together, env_url
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD_SECRET = "k3y-" + "x9Qz!" * 12
@@ -102,6 +102,7 @@ def test_mail_backends_without_a_host_are_urls_too(raw):
         ("PROVISIONING_BACKEND", "aws"),
         ("SLA_TIMEZONE", "Mars/Olympus"),
         ("SLA_HOLIDAYS", "XX"),
+        ("SLACK_API_URL", "slack.com/api"),
     ],
 )
 def test_the_portal_refuses_to_start_with_a_malformed_setting(name, value):
@@ -109,6 +110,46 @@ def test_the_portal_refuses_to_start_with_a_malformed_setting(name, value):
     assert result.returncode != 0
     assert name in result.stderr
     assert "Traceback" not in result.stderr
+
+
+SLACK_APP = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APPROVALS_CHANNEL")
+
+
+def test_the_slack_app_settings_come_all_three_or_none():
+    assert env_together(*SLACK_APP, environ={}) is None
+    every = {
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_SIGNING_SECRET": "s3",
+        "SLACK_APPROVALS_CHANNEL": "C1",
+    }
+    assert env_together(*SLACK_APP, environ=every) == every
+    with pytest.raises(ImproperlyConfigured) as refused:
+        env_together(
+            *SLACK_APP, environ={"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APPROVALS_CHANNEL": " "}
+        )
+    assert str(refused.value).startswith("SLACK_SIGNING_SECRET and SLACK_APPROVALS_CHANNEL must be")
+    assert "xoxb-1" not in str(refused.value)
+
+
+def test_a_partial_slack_app_stops_the_start_naming_the_missing_variable():
+    result = manage("check", SLACK_BOT_TOKEN="xoxb-secret-token", SLACK_APPROVALS_CHANNEL="C0APPR")
+    assert result.returncode != 0
+    assert "SLACK_SIGNING_SECRET must be set too" in result.stderr
+    assert "xoxb-secret-token" not in result.stderr and "Traceback" not in result.stderr
+    # All three: Slack approvals on, Slack's own Web API unless SLACK_API_URL says otherwise.
+    assert setting_values(
+        "SLACK_APPROVALS",
+        "SLACK_API_URL",
+        SLACK_BOT_TOKEN="xoxb-1",
+        SLACK_SIGNING_SECRET="s3",
+        SLACK_APPROVALS_CHANNEL="C0APPR",
+        SLACK_API_URL="http://127.0.0.1:9/api",
+    ) == [True, "http://127.0.0.1:9/api/"]
+
+
+def test_slack_approvals_are_off_by_default_and_call_slacks_own_api(settings):
+    assert settings.SLACK_APPROVALS is False and settings.SLACK_BOT_TOKEN == ""
+    assert settings.SLACK_API_URL == "https://slack.com/api/"
 
 
 def test_debug_is_off_unless_asked_for():

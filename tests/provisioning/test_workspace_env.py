@@ -15,6 +15,7 @@ SECRETS = {
     "EMAIL_URL": "smtp://mailer:pw@smtp.example.com:587",
     "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/X",
     "SLACK_BOT_TOKEN": "xoxb-secret",
+    "SLACK_SIGNING_SECRET": "signing-secret",
     "REDIS_URL": "redis://:pw@redis:6379/0",
 }
 
