@@ -32,16 +32,12 @@ def ever_existed(slug: str) -> bool:
 
 
 def create(slug: str, customer: str, status: str, **fields: Any) -> Instance:
-    """A new live instance with its GCP project and URL; InstanceExists when `slug` is live,
-    InstanceInvalid (naming which fields) when it would break a naming rule."""
-    instance = Instance(
-        slug=slug,
-        customer=customer,
-        status=status,
-        gcp_project=project_id_for(slug),
-        url=url_for(slug),
-        **fields,
-    )
+    """A new live instance with its GCP project and URL (`<prefix>-<slug>` and
+    `https://<slug>.<domain>` unless `fields` name others: an adopted instance keeps those it
+    has); InstanceExists when `slug` is live, InstanceInvalid (naming which fields) when it would
+    break a naming rule."""
+    values = {"gcp_project": project_id_for(slug), "url": url_for(slug), **fields}
+    instance = Instance(slug=slug, customer=customer, status=status, **values)
     try:
         instance.full_clean(validate_unique=False, validate_constraints=False)
     except ValidationError as exc:
