@@ -205,12 +205,20 @@ def module_dir() -> Path:
 
 
 def render(
-    instance: Instance, variables: dict[str, Any], folder: Path | None = None
+    instance: Instance,
+    variables: dict[str, Any],
+    folder: Path | None = None,
+    imports: str = "",
 ) -> tuple[Path, dict[str, str]]:
-    """Write the workspace (in the instance's own folder unless told another); returns
-    (directory, environment for terraform)."""
+    """Write the workspace (in the instance's own folder unless told another), with `imports`
+    as its imports.tf (the `import` blocks of an adopted instance's first run; none: no such
+    file); returns (directory, environment for terraform)."""
     folder = folder or workspace_dir(instance)
     folder.mkdir(parents=True, exist_ok=True)
+    if imports:
+        (folder / "imports.tf").write_text(terraform.fmt(imports))
+    else:
+        (folder / "imports.tf").unlink(missing_ok=True)
     variables = without_legacy(variables)
     pg = connection.vendor == "postgresql"
     backend = (

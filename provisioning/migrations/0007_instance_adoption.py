@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('provisioning', '0006_instance_maintenance_window'),
+        ("provisioning", "0006_instance_maintenance_window"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='instance',
-            name='adopted_at',
+            model_name="instance",
+            name="adopted_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='instance',
-            name='adopted_from',
+            model_name="instance",
+            name="adopted_from",
             field=models.CharField(blank=True, max_length=500),
         ),
     ]
