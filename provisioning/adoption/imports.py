@@ -81,7 +81,10 @@ def resources(variables: dict[str, Any], backend: str) -> dict[str, str]:
         "google_compute_router_nat.egress": f"{project}/{region}/{slug}-router/{slug}-nat",
         "google_compute_firewall.load_balancer": f"{global_}/firewalls/{slug}-allow-load-balancer",
         "google_compute_firewall.iap_ssh": f"{global_}/firewalls/{slug}-allow-iap-ssh",
-        **{f"google_compute_disk.{name}": id_ for name, id_ in disk.items()},
+        **{
+            f'google_compute_disk.data["{c}"]': f"{at}/zones/{zone}/disks/{slug}-{c}-data"
+            for c in disks
+        },
         "google_compute_resource_policy.daily_snapshots": (
             f"{regional}/resourcePolicies/{slug}-daily-snapshots"
         ),
