@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.exceptions import FieldDoesNotExist
 from django.db import IntegrityError, transaction
 
 from provisioning import instances, runs
@@ -104,9 +104,6 @@ def _adopt(description: folder.Description, now: datetime, dry_run: bool) -> Out
         outcome.action, outcome.reason, outcome.changes = "skipped", str(exc), []
     except (instances.InstanceInvalid, instances.InstanceExists) as exc:
         outcome.action, outcome.reason, outcome.changes = "skipped", str(exc), []
-    except ValidationError as exc:
-        outcome.action, outcome.changes = "skipped", []
-        outcome.reason = "; ".join(f"{k}: {' '.join(m)}" for k, m in exc.message_dict.items())
     except IntegrityError as exc:
         outcome.action, outcome.changes = "skipped", []
         outcome.reason = f"the database refused it: {str(exc).splitlines()[0]}"
@@ -210,9 +207,10 @@ def _write(
             adopted_from=description.path,
         )
     elif outcome.action == "update" and instance is not None:
-        for name, value in fields.items():
-            setattr(instance, name, value)
-        instance.outputs = _outputs(description, instance.outputs or {})
-        instance.adopted_from = description.path
-        instance.full_clean(validate_unique=False, validate_constraints=False)
-        instance.save()
+        instances.update(
+            instance,
+            validate=True,
+            **fields,
+            outputs=_outputs(description, instance.outputs or {}),
+            adopted_from=description.path,
+        )
