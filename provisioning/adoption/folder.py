@@ -27,7 +27,6 @@ from typing import Any
 import hcl2
 from hcl2 import SerializationOptions
 from lark.exceptions import (
-    LarkError,
     UnexpectedCharacters,
     UnexpectedEOF,
     UnexpectedInput,
@@ -122,7 +121,7 @@ def read(path: Path) -> Description:
             blocks.setdefault(kind, []).extend(items)
     problems: list[str] = []
     given = _tfvars(tfvars, problems)
-    defaults = _variable_defaults(blocks.get("variable", []), problems)
+    defaults = _variable_defaults(blocks.get("variable", []))
     module = _module_block(blocks.get("module", []), tfvars is not None)
     notes: list[str] = []
     if module is None:  # the team's layout: terraform.tfvars holds the module's variables
@@ -160,7 +159,9 @@ def _parse_all(path: Path) -> dict[str, dict[str, Any]]:
                 f"{name}: the HCL does not parse (line {exc.line}, column {exc.column}: "
                 f"{_unexpected(exc)})"
             ) from None
-        except (LarkError, UnicodeDecodeError, ValueError) as exc:
+        except OSError as exc:
+            raise FolderSkipped(f"{name}: cannot be read ({exc.strerror})") from None
+        except Exception as exc:  # noqa: BLE001 - whatever else the parser raises: unreadable
             raise FolderSkipped(f"{name}: the HCL does not parse ({exc})") from None
     return parsed
 
@@ -187,8 +188,10 @@ def _tfvars(parsed: dict[str, Any] | None, problems: list[str]) -> dict[str, Any
     return values
 
 
-def _variable_defaults(blocks: list[dict[str, Any]], problems: list[str]) -> dict[str, Any]:
-    defaults = {}
+def _variable_defaults(blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The folder's variable defaults; one that cannot be read is a Problem, raised only if
+    the module block uses it (an unused one is no reason to skip the folder)."""
+    defaults: dict[str, Any] = {}
     for block in blocks:
         for label, body in block.items():
             name = key_text(label)
@@ -198,7 +201,7 @@ def _variable_defaults(blocks: list[dict[str, Any]], problems: list[str]) -> dic
                         body["default"], f'variable "{name}": default', Context(None)
                     )
                 except Problem as exc:
-                    problems.append(str(exc))
+                    defaults[name] = exc
     return defaults
 
 

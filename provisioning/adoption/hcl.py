@@ -73,7 +73,10 @@ def _expression(text: str, where: str, context: Context) -> Any:
             "default, so it cannot be resolved"
         )
     context.used.add(name)
-    return context.variables[name]
+    value = context.variables[name]
+    if isinstance(value, Problem):  # a default that could not be read, used here
+        raise Problem(f"{where} = var.{name}: {value}")
+    return value
 
 
 def _template(body: str, where: str, context: Context) -> Any:

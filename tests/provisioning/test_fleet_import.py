@@ -187,6 +187,19 @@ def test_unresolvable_references_and_unknown_arguments_are_named(tmp_path):
     assert "machinetype is not a variable of the gcp module" in reason
 
 
+def test_a_default_that_cannot_be_read_matters_only_where_it_is_used(tmp_path):
+    main = (
+        'variable "size" {\n  default = lower("N1-STANDARD-8")\n}\n'
+        'module "instance" {\n  source = "../modules/gcp"\n  slug = "acme"\n'
+        '  instance_version = "6.1.0"\n  disks = { blue = {} }\n}\n'
+    )
+    assert folder.read(write(tmp_path / "acme", {"main.tf": main})).slug == "acme"
+    used = main.replace('slug = "acme"', 'slug = "acme"\n  machine_type = var.size')
+    with pytest.raises(folder.FolderSkipped) as caught:
+        folder.read(write(tmp_path / "used", {"main.tf": used}))
+    assert 'machine_type = var.size: variable "size": default = lower(' in str(caught.value)
+
+
 def test_several_module_blocks_need_exactly_one_calling_the_gcp_module(tmp_path):
     dns = 'module "dns" {\n  source = "../modules/dns"\n}\n'
     gcp = 'module "instance" {\n  source = "git::https://x/y.git//modules/gcp?ref=v1"\n'
