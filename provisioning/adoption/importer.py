@@ -80,14 +80,26 @@ def folders(directory: Path) -> list[Path]:
 def import_fleet(directory: Path, now: datetime, *, dry_run: bool = False) -> Result:
     """Adopt every folder of `directory`; with `dry_run`, say what would change and write
     nothing."""
-    outcomes = []
+    read: list[folder.Description | Outcome] = []
     for path in folders(directory):
         try:
-            description = folder.read(path)
+            read.append(folder.read(path))
         except folder.FolderSkipped as exc:
-            outcomes.append(Outcome(path.name, exc.slug, "skipped", reason=str(exc)))
-            continue
-        outcomes.append(_adopt(description, now, dry_run))
+            read.append(Outcome(path.name, exc.slug, "skipped", reason=str(exc)))
+    by_slug: dict[str, list[str]] = {}
+    for item in read:
+        if isinstance(item, folder.Description):
+            by_slug.setdefault(item.slug, []).append(item.folder)
+    outcomes = []
+    for item in read:
+        if isinstance(item, Outcome):
+            outcomes.append(item)
+        elif len(by_slug[item.slug]) > 1:  # which of them is the instance? Nobody can say.
+            others = ", ".join(name for name in by_slug[item.slug] if name != item.folder)
+            reason = f"{others} describes {item.slug} too: keep one folder per instance"
+            outcomes.append(Outcome(item.folder, item.slug, "skipped", reason=reason))
+        else:
+            outcomes.append(_adopt(item, now, dry_run))
     return Result(outcomes, dry_run)
 
 

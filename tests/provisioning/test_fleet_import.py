@@ -357,6 +357,15 @@ def test_instances_the_portal_runs_are_not_changed_by_a_folder(db, tmp_path):
     assert Instance.objects.get(slug="umbrella").outputs["variables"]["enable_alerting"]
 
 
+def test_two_folders_of_one_slug_are_both_skipped(db, tmp_path):
+    fleet = good_fleet(tmp_path)
+    shutil.copytree(fleet / "wayne", fleet / "wayne-copy")
+    result = {o.folder: o for o in importer.import_fleet(fleet, NOW).outcomes}
+    assert result["wayne"].action == result["wayne-copy"].action == "skipped"
+    assert result["wayne"].reason == "wayne-copy describes wayne too: keep one folder per instance"
+    assert not Instance.objects.filter(slug="wayne").exists()
+
+
 def test_each_folder_loads_in_its_own_transaction(db, tmp_path, monkeypatch):
     fleet = good_fleet(tmp_path)
     write_one = importer._write
