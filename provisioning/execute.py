@@ -16,7 +16,8 @@ from django.db.models import F, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
-from provisioning import errors, guards, outcomes, signals, terraform, workspace
+from provisioning import errors, guards, outcomes, signals, terraform, verify, workspace
+from provisioning.adoption import imports
 from provisioning.compute import Compute
 from provisioning.errors import KnownError
 from provisioning.models import Instance, Run, RunState
@@ -151,9 +152,19 @@ class Phase:
         finally:
             self.flush()
 
-    def prepare(self) -> None:
+    def adoption(self) -> imports.Adoption | None:
+        """What this run imports, when it is the first run of an adopted instance."""
+        return imports.for_run(
+            self.instance, self.run.params, self.run.destroy, settings.PROVISIONING_BACKEND
+        )
+
+    def prepare(self, adoption: imports.Adoption | None = None) -> None:
         self.step("render", "running")
-        self.folder, self.env = workspace.render(self.instance, self.run.params)
+        self.folder, self.env = workspace.render(
+            self.instance,
+            self.run.params,
+            imports=imports.blocks(adoption.planned) if adoption else "",
+        )
         self.say(f"workspace {self.folder}")
         self.step("render", "done")
         self.step("init", "running")
@@ -172,7 +183,20 @@ class Phase:
 
 class Plan(Phase):
     def execute(self) -> None:
-        self.prepare()
+        adoption = self.adoption()
+        if adoption is not None:
+            self.check_adopted()
+        self.prepare(adoption)
+        if adoption is not None:
+            self.say(
+                f"adoption: {len(adoption.planned)} existing resource(s) imported by this plan"
+                + (
+                    f", {len(adoption.first)} imported first (the run removes them)"
+                    if adoption.first
+                    else ""
+                )
+            )
+            self.import_first(adoption)
         self.step("plan", "running")
         args = ["plan", "-input=false", "-no-color", "-out=tfplan"]
         if self.run.destroy:
@@ -196,6 +220,7 @@ class Plan(Phase):
         binary = (self.folder / "tfplan").read_bytes()
         self.step("plan", "done")
         now = timezone.now()
+        imported = f"{summary['import']} to import, " if summary.get("import") else ""
         with transaction.atomic():
             digest = workspace.digest(self.run.params, workspace.module_dir())
             if not self.run.mark_planned(binary, text, summary, digest, plan):
@@ -206,8 +231,47 @@ class Plan(Phase):
                 action="run_planned",
                 at=now,
                 user=None,
-                comment=f"Plan: {summary['add']} to add, {summary['change']} to change, "
-                f"{summary['destroy']} to destroy. Waiting for confirm.",
+                comment=f"Plan: {imported}{summary['add']} to add, {summary['change']} to "
+                f"change, {summary['destroy']} to destroy. Waiting for confirm.",
+            )
+
+    def check_adopted(self) -> None:
+        """An adopted instance's first run imports what the old folder says exists: Compute must
+        show its VMs and data disks, or the run stops before Terraform creates them anew."""
+        adopted = self.instance.outputs["variables"]
+        try:
+            reading = verify.observe_instance(self.instance, self.compute())
+        except verify.ComputeUnavailable as exc:
+            raise RunFailed(str(exc)) from None
+        missing = imports.missing_in_compute(adopted, reading.vms, reading.disks)
+        if missing:
+            raise RunFailed(
+                f"{self.instance.slug} was adopted from {self.instance.adopted_from or 'a folder'}"
+                f", which describes what Compute does not show in {self.instance.gcp_project} "
+                f"({self.instance.zone}): {', '.join(missing)}. Nothing was imported; correct "
+                "the folder and import it again (or the infrastructure), then retry."
+            )
+
+    def import_first(self, adoption: imports.Adoption) -> None:
+        """`terraform import` of what the run removes, which an import block cannot bring in:
+        with the adopted settings rendered (so the configuration has them), into the state
+        only. Addresses already in the state (an earlier attempt) are left alone."""
+        if not adoption.first:
+            return
+        try:
+            listed, _ = terraform.run(["state", "list"], self.folder, self.env)
+        except terraform.TerraformError as exc:
+            if "No state file was found" not in exc.output:
+                raise
+            listed = ""  # nothing of it in the state yet
+        present = set(listed.split())
+        todo = {address: id_ for address, id_ in adoption.first.items() if address not in present}
+        if todo:
+            workspace.render(self.instance, self.instance.outputs["variables"])
+            for address, id_ in todo.items():
+                self.terraform("import", "-input=false", "-no-color", address, id_)
+            workspace.render(
+                self.instance, self.run.params, imports=imports.blocks(adoption.planned)
             )
 
 
@@ -216,7 +280,7 @@ class Apply(Phase):
 
     def execute(self) -> None:
         self.refuse_if_stale()
-        self.prepare()
+        self.prepare(self.adoption())
         plan = self.run.plan_binary
         assert plan is not None  # refuse_if_stale refused a run without a saved plan
         (self.folder / "tfplan").write_bytes(bytes(plan))

@@ -99,28 +99,35 @@ def build(
 
 
 def forget_legacy_states(say: Callable[[str], None] = lambda text: None) -> int:
-    """Clean the state of every live instance built by an older sandbox module (the demo
-    fleet, and what demo requests created): `seed_demo` does it on each `make run`."""
+    """Bring the state of every live instance built by an older sandbox module (the demo
+    fleet, and what demo requests created) up to the module: `seed_demo` does it on each
+    `make run`."""
     cleaned = 0
     for instance in Instance.objects.live().order_by("slug"):
         if forget_legacy_state(instance):
-            say(f"{instance.slug}: removed local paths an older sandbox module kept in the state")
+            say(f"{instance.slug}: brought the state an older sandbox module wrote up to date")
             cleaned += 1
     return cleaned
 
 
 def forget_legacy_state(instance: Instance) -> bool:
-    """Clean the state of an instance built by an older sandbox module (workspace.LEGACY_INPUTS),
-    so that its plans and verifications show no change: in its own workspace, unless a run is
-    busy with it (that run's own init cleans it)."""
+    """Bring the state of an instance built by an older sandbox module up to the module, so
+    that its plans and verifications show no change: remove the local paths it kept
+    (workspace.LEGACY_INPUTS), and record the identity of its disks and VMs when it has none
+    (workspace.lacks_identity). In its own workspace, unless a run is busy with it (that run
+    does the same: its init cleans, its plan adds the identity)."""
     variables = (instance.outputs or {}).get("variables")
-    if not variables or not workspace.has_legacy_state(instance):
+    if not variables or runs.active_run(instance.pk) is not None:
         return False
-    if runs.active_run(instance.pk) is not None:
+    legacy, unkeyed = workspace.has_legacy_state(instance), workspace.lacks_identity(instance)
+    if not (legacy or unkeyed):
         return False
     folder, env = workspace.render(instance, variables)
     terraform.run(["init", "-input=false", "-no-color", "-reconfigure"], folder, env)
-    return workspace.forget_legacy_state(instance, folder, env)
+    changed = legacy and workspace.forget_legacy_state(instance, folder, env)
+    if unkeyed:
+        workspace.record_identity(folder, env)
+    return changed or unkeyed
 
 
 def _step(instance: Instance, kind: str) -> Instance:

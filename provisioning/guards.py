@@ -5,6 +5,8 @@ confirm it, so that no request kind can do by accident what only another kind ma
 - Only a teardown destroys the project, its address or its snapshots.
 - A data disk is destroyed (or replaced) only by a teardown, or by a suspend or an upgrade,
   whose apply snapshots the disk before Terraform touches it.
+- What a plan imports (the first run of an adopted instance) it does not destroy or replace:
+  that would mean the adopted settings do not describe what exists.
 
 Resources are recognised by their type and name in both modules (the sandbox's
 `terraform_data` stand-ins and the real Google resources).
@@ -34,6 +36,7 @@ class Change:
     address: str
     role: str | None
     actions: tuple[str, ...]
+    importing: bool = False  # the plan imports it (the first run of an adopted instance)
 
     @property
     def creates(self) -> bool:
@@ -55,6 +58,7 @@ def changes_of(plan: dict[str, Any]) -> list[Change]:
             address=change.get("address", "?"),
             role=role_of(change),
             actions=tuple(change.get("change", {}).get("actions", [])),
+            importing=bool(change.get("change", {}).get("importing")),
         )
         for change in plan.get("resource_changes", [])
     ]
@@ -70,6 +74,11 @@ def violations(kind: str, plan: dict[str, Any]) -> list[str]:
             found.append(
                 f"{change.address}: only a teardown may destroy the {change.role} ({kind})."
             )
+        if change.importing and change.deletes:
+            found.append(
+                f"{change.address}: imported and destroyed by the same plan: what exists is not "
+                "what the adopted settings describe."
+            )
         if change.role == DATA_DISK and change.deletes:
             if kind not in ("teardown", *SNAPSHOTTING_KINDS):
                 found.append(
@@ -81,11 +90,13 @@ def violations(kind: str, plan: dict[str, Any]) -> list[str]:
 
 def summary(kind: str, plan: dict[str, Any]) -> dict[str, Any]:
     """The counts a page shows, what the plan destroys, and whether data goes with it."""
-    counts = {"add": 0, "change": 0, "destroy": 0}
+    counts = {"import": 0, "add": 0, "change": 0, "destroy": 0}
     destroyed: list[str] = []
     replaced: list[str] = []
     data_destroyed = False
     for change in changes_of(plan):
+        if change.importing:
+            counts["import"] += 1
         if change.creates:
             counts["add"] += 1
         if change.deletes:

@@ -32,16 +32,12 @@ def ever_existed(slug: str) -> bool:
 
 
 def create(slug: str, customer: str, status: str, **fields: Any) -> Instance:
-    """A new live instance with its GCP project and URL; InstanceExists when `slug` is live,
-    InstanceInvalid (naming which fields) when it would break a naming rule."""
-    instance = Instance(
-        slug=slug,
-        customer=customer,
-        status=status,
-        gcp_project=project_id_for(slug),
-        url=url_for(slug),
-        **fields,
-    )
+    """A new live instance with its GCP project and URL (`<prefix>-<slug>` and
+    `https://<slug>.<domain>` unless `fields` name others: an adopted instance keeps those it
+    has); InstanceExists when `slug` is live, InstanceInvalid (naming which fields) when it would
+    break a naming rule."""
+    values = {"gcp_project": project_id_for(slug), "url": url_for(slug), **fields}
+    instance = Instance(slug=slug, customer=customer, status=status, **values)
     try:
         instance.full_clean(validate_unique=False, validate_constraints=False)
     except ValidationError as exc:
@@ -70,10 +66,19 @@ def get_or_create(slug: str, customer: str, status: str, **fields: Any) -> tuple
         return found, False
 
 
-def update(instance: Instance, **fields: Any) -> Instance:
-    """Set the given fields on an instance and save them."""
+def update(instance: Instance, *, validate: bool = False, **fields: Any) -> Instance:
+    """Set the given fields on an instance and save them; with `validate`, InstanceInvalid
+    (naming which fields) instead when they would break a naming rule."""
     for name, value in fields.items():
         setattr(instance, name, value)
+    if validate:
+        try:
+            instance.full_clean(validate_unique=False, validate_constraints=False)
+        except ValidationError as exc:
+            problems = "; ".join(f"{f}: {' '.join(m)}" for f, m in exc.message_dict.items())
+            raise InstanceInvalid(
+                f"Instance {instance.slug!r} would be invalid ({problems})."
+            ) from None
     instance.save()
     return instance
 

@@ -114,6 +114,11 @@ class Instance(models.Model):
     maintenance_start = models.TimeField(null=True, blank=True)
     maintenance_end = models.TimeField(null=True, blank=True)
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    # Fleet adoption (`import_fleet`): when the instance was first read from the Terraform folder
+    # of an older set-up, and which folder. Until its first run applies, its resources are in no
+    # Terraform state of the portal's: that run imports them (provisioning/adoption/imports.py).
+    adopted_at = models.DateTimeField(null=True, blank=True)
+    adopted_from = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -170,6 +175,11 @@ class Instance(models.Model):
     @property
     def monthly_cost_usd(self) -> int:
         return monthly_cost(self)
+
+    def awaits_import(self) -> bool:
+        """Adopted, and no run has applied since: the portal's Terraform state does not hold its
+        resources yet, and its next run imports them instead of creating them."""
+        return self.adopted_at is not None and not self.runs.filter(state=RunState.APPLIED).exists()
 
 
 # What an instance costs a month, the one figure every page shows (the instance page, the fleet

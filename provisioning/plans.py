@@ -16,7 +16,7 @@ ACTIONS: dict[tuple[str, ...], str] = {
     ("delete",): "destroy",
 }
 LEFT_OUT = {("no-op",), ("read",), ()}
-ORDER = ("destroy", "replace", "change", "add")  # the most dangerous first
+ORDER = ("destroy", "replace", "change", "add", "import")  # the most dangerous first
 # Why Terraform replaces or destroys (resource_changes[].action_reason), in words.
 REASONS = {
     "replace_because_tainted": "tainted by a failed apply",
@@ -58,7 +58,7 @@ class AttributeChange:
 class ResourceRow:
     address: str
     type: str
-    action: str  # add, change, replace, destroy (or Terraform's own words for anything else)
+    action: str  # add, change, replace, destroy, import (or Terraform's words for anything else)
     reason: str = ""
     attributes: list[AttributeChange] = field(default_factory=list)
     more: int = 0  # attributes that change beyond those listed
@@ -101,8 +101,14 @@ def build(plan: dict[str, Any] | None) -> PlanTable:
             continue
         body = change.get("change") or {}
         action = action_of(body.get("actions") or [])
+        importing = body.get("importing") or {}
+        if action is None and importing:
+            action = "import"  # brought into the state as it is (an adopted instance)
         if action is None:
             continue
+        reason = REASONS.get(change.get("action_reason", ""), "")
+        if importing:
+            reason = f"imported from {importing.get('id', '?')}" + (f"; {reason}" if reason else "")
         attributes: list[AttributeChange] = []
         if action in ("change", "replace"):
             attributes = attribute_changes(body, replace=action == "replace")
@@ -111,7 +117,7 @@ def build(plan: dict[str, Any] | None) -> PlanTable:
                 address=change.get("address", "?"),
                 type=change.get("type", ""),
                 action=action,
-                reason=REASONS.get(change.get("action_reason", ""), ""),
+                reason=reason,
                 attributes=attributes[:MAX_ATTRIBUTES],
                 more=max(0, len(attributes) - MAX_ATTRIBUTES),
             )

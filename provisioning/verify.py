@@ -165,7 +165,9 @@ def terraform_drift(instance: Instance) -> tuple[list[str], dict[str, Any]]:
     from provisioning import guards, terraform, workspace
 
     variables = (instance.outputs or {}).get("variables")
-    if not variables:
+    if not variables or instance.awaits_import():
+        # Nothing applied yet, or adopted and not imported: the portal's state holds nothing of
+        # it, and its first run imports what exists (Compute is still compared).
         return [], {}
     folder = workspace.workspace_dir(instance).with_name(
         workspace.workspace_dir(instance).name + "-verify"

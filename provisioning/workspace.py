@@ -143,6 +143,37 @@ def has_legacy_state(instance: Instance) -> bool:
     return '"python_bin"' in stored_state_text(instance)
 
 
+def lacks_identity(instance: Instance) -> bool:
+    """Whether the state has sandbox data disks but not the terraform_data.identity records
+    that now hold what replaces them (states written before they existed): a plan of it would
+    add them, which verification would report as drift."""
+    text = stored_state_text(instance)
+    if '"terraform_data"' not in text:
+        return False
+    names = {
+        resource.get("name")
+        for resource in json.loads(text).get("resources") or []
+        if resource.get("type") == "terraform_data" and resource.get("instances")
+    }
+    return "data_disk" in names and "identity" not in names
+
+
+def record_identity(folder: Path, env: dict[str, str]) -> None:
+    """Create the missing identity records (state only: they have no provisioner and replace
+    nothing when created) in the initialised workspace `folder`."""
+    terraform.run(
+        [
+            "apply",
+            "-input=false",
+            "-no-color",
+            "-auto-approve",
+            "-target=module.instance.terraform_data.identity",
+        ],
+        folder,
+        env,
+    )
+
+
 def forget_legacy_state(instance: Instance, folder: Path, env: dict[str, str]) -> bool:
     """Remove LEGACY_INPUTS from the instance's state through `terraform state pull` and `push`
     (in the initialised workspace `folder`), when it holds them. Nothing changes outside the
@@ -205,12 +236,20 @@ def module_dir() -> Path:
 
 
 def render(
-    instance: Instance, variables: dict[str, Any], folder: Path | None = None
+    instance: Instance,
+    variables: dict[str, Any],
+    folder: Path | None = None,
+    imports: str = "",
 ) -> tuple[Path, dict[str, str]]:
-    """Write the workspace (in the instance's own folder unless told another); returns
-    (directory, environment for terraform)."""
+    """Write the workspace (in the instance's own folder unless told another), with `imports`
+    as its imports.tf (the `import` blocks of an adopted instance's first run; none: no such
+    file); returns (directory, environment for terraform)."""
     folder = folder or workspace_dir(instance)
     folder.mkdir(parents=True, exist_ok=True)
+    if imports:
+        (folder / "imports.tf").write_text(terraform.fmt(imports))
+    else:
+        (folder / "imports.tf").unlink(missing_ok=True)
     variables = without_legacy(variables)
     pg = connection.vendor == "postgresql"
     backend = (

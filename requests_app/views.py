@@ -676,6 +676,7 @@ def instance_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "can_verify": roles.has_role(request.user, roles.DEVOPS)
             and instance.status in VERIFIABLE,
             "weekdays": WEEKDAYS,
+            "awaits_import": live and instance.awaits_import(),
         },
     )
 

@@ -73,3 +73,21 @@ def test_the_summary_lists_what_is_destroyed_and_whether_data_goes():
     ]
     assert summary["replaced"] == ["module.instance.terraform_data.vm"]
     assert summary["data_destroyed"] is True and summary["violations"] == []
+
+
+def imported(*changes):
+    """A plan whose changes import their resource (the first run of an adopted instance)."""
+    found = plan(*changes)
+    for change in found["resource_changes"]:
+        change["change"]["importing"] = {"id": f"projects/mi-acme/{change['name']}"}
+    return found
+
+
+def test_a_plan_may_not_destroy_what_it_imports_and_imports_are_counted():
+    vm_replaced = imported(("terraform_data", "vm", ["delete", "create"]))
+    for kind in ("suspend", "upgrade", "enable_executors", "teardown"):
+        [found] = guards.violations(kind, vm_replaced)
+        assert "terraform_data.vm: imported and destroyed by the same plan" in found
+    kept = imported(("terraform_data", "vm", ["update"]), ("terraform_data", "project", ["no-op"]))
+    summary = guards.summary("enable_executors", kept)
+    assert (summary["import"], summary["change"], summary["violations"]) == (2, 1, [])

@@ -56,10 +56,13 @@ def state_of(instance):
     return folder, env, json.loads(pulled.stdout)
 
 
-def plant_legacy_inputs(instance):
+def plant_legacy_inputs(instance, without_identity=False):
     """Make the state what the sandbox module used to write: its VM and disks kept the Python,
-    the checkout's path and the sandbox URL in their input."""
+    the checkout's path and the sandbox URL in their input (and, before fleet adoption, it had
+    no identity records of its disks and VMs)."""
     folder, env, state = state_of(instance)
+    if without_identity:
+        state["resources"] = [r for r in state["resources"] if r["name"] != "identity"]
     legacy = {"python_bin": sys.executable, "pythonpath": str(ROOT), "endpoint": ""}
     for resource in state["resources"]:
         if resource["name"] in ("vm", "data_disk"):
@@ -93,13 +96,15 @@ def test_no_plan_tfvars_or_state_holds_a_local_path(sandbox, tmp_path):
 
 def test_state_of_the_older_module_is_cleaned_and_plans_no_change(sandbox):
     instance, _ = fleet.build("legacy", "Legacy", machine_type="n1-standard-8", version="6.0.0")
-    plant_legacy_inputs(instance)
+    plant_legacy_inputs(instance, without_identity=True)
+    assert workspace.lacks_identity(instance)
     problems, _ = verify.terraform_drift(instance)
     assert problems and "terraform_data.vm" in problems[0]  # what is left there shows
+    assert 'terraform_data.identity["blue"] create' in problems[0]
 
     # The seed cleans every live instance (make run on an existing var/)...
     assert fleet.forget_legacy_states() == 1 and fleet.forget_legacy_states() == 0
-    assert not workspace.has_legacy_state(instance)
+    assert not workspace.has_legacy_state(instance) and not workspace.lacks_identity(instance)
     assert verify.terraform_drift(instance) == ([], {})
 
     # ...and so does every run, before it plans.

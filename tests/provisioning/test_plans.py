@@ -214,3 +214,17 @@ def test_outputs_of_an_applied_run():
         ("url", "https://acme.managed.example.com", True),
         ("zone", "us-central1-f", False),
     ]
+
+
+def test_imports_are_rows_of_their_own_or_say_so_beside_their_change():
+    project = "module.instance.terraform_data.project"
+    table = plans.build(
+        plan(
+            resource(project, "project", ["no-op"], importing={"id": "projects/mi-acme"}),
+            resource(VM, "vm", ["update"], importing={"id": "projects/mi-acme/vm"}),
+        )
+    )
+    assert [(row.action, row.address, row.reason) for row in table.rows] == [
+        ("change", VM, "imported from projects/mi-acme/vm"),
+        ("import", project, "imported from projects/mi-acme"),
+    ]

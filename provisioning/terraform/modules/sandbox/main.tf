@@ -41,10 +41,22 @@ resource "terraform_data" "network" {
   }
 }
 
-resource "terraform_data" "data_disk" {
+# What makes a color's data disk and VM what they are: a change to it replaces them (through
+# replace_triggered_by), while creating it replaces nothing. It is kept apart from the disk and
+# the VM so that an existing disk and VM can be imported (fleet adoption, `import` blocks): an
+# imported terraform_data holds only its id, and replace triggers of its own would replace it
+# at once. (Older states keep the disk's and the VM's former triggers_replace: ignored.)
+resource "terraform_data" "identity" {
   for_each = var.disks
 
-  triggers_replace = [var.project_id, var.zone, each.key, each.value.from_snapshot]
+  input = {
+    data_disk = [var.project_id, var.zone, each.key, each.value.from_snapshot]
+    vm        = [var.project_id, var.zone, var.machine_type]
+  }
+}
+
+resource "terraform_data" "data_disk" {
+  for_each = var.disks
 
   input = {
     project  = var.project_id
@@ -65,22 +77,26 @@ resource "terraform_data" "data_disk" {
     }
   }
 
+  # A disk imported by a run that removes it has no input yet: its id is its path,
+  # projects/<project>/zones/<zone>/disks/<name>.
   provisioner "local-exec" {
     when    = destroy
     command = "\"$${SANDBOX_PYTHON:-python3}\" -m provisioning.sandbox.cli disk-delete --project \"$PROJECT\" --zone \"$ZONE\" --name \"$NAME\""
     environment = {
-      PROJECT = self.input.project
-      ZONE    = self.input.zone
-      NAME    = self.input.name
+      PROJECT = try(self.input.project, split("/", self.id)[1])
+      ZONE    = try(self.input.zone, split("/", self.id)[3])
+      NAME    = try(self.input.name, split("/", self.id)[5])
     }
+  }
+
+  lifecycle {
+    ignore_changes       = [triggers_replace]
+    replace_triggered_by = [terraform_data.identity[each.key].input.data_disk]
   }
 }
 
 resource "terraform_data" "vm" {
   for_each = toset(var.deployments)
-
-  # A new machine type or a new data disk makes a new VM; the data disk outlives it.
-  triggers_replace = [var.project_id, var.zone, var.machine_type, terraform_data.data_disk[each.key].id]
 
   input = {
     project      = var.project_id
@@ -107,14 +123,26 @@ resource "terraform_data" "vm" {
     }
   }
 
+  # A VM imported by a run that removes it has no input yet: its id is its path,
+  # projects/<project>/zones/<zone>/instances/<name>.
   provisioner "local-exec" {
     when    = destroy
     command = "\"$${SANDBOX_PYTHON:-python3}\" -m provisioning.sandbox.cli deregister --project \"$PROJECT\" --zone \"$ZONE\" --name \"$NAME\""
     environment = {
-      PROJECT = self.input.project
-      ZONE    = self.input.zone
-      NAME    = self.input.name
+      PROJECT = try(self.input.project, split("/", self.id)[1])
+      ZONE    = try(self.input.zone, split("/", self.id)[3])
+      NAME    = try(self.input.name, split("/", self.id)[5])
     }
+  }
+
+  lifecycle {
+    ignore_changes = [triggers_replace]
+    # A new machine type (or project, or zone) or a new data disk makes a new VM; the data disk
+    # outlives it.
+    replace_triggered_by = [
+      terraform_data.identity[each.key].input.vm,
+      terraform_data.data_disk[each.key].id,
+    ]
   }
 }
 
