@@ -110,7 +110,18 @@ def instants(
     found = target_seconds(kind, which, started, target_due_at, policies)
     if found is None:
         return None, None, None
-    seconds, mode = found
+    return deadlines(*found, started, closed_pauses, calendar)
+
+
+def deadlines(
+    seconds: float,
+    mode: str,
+    started: float,
+    closed_pauses: Sequence[sla_calendar.Pause],
+    calendar: sla_calendar.WorkingCalendar,
+) -> tuple[float | None, float | None, float | None]:
+    """(due, warn, breach) in epoch seconds of a clock started at `started` with a target of
+    `seconds` in `mode` (calendar or working time): any timer's, a request's or another's."""
     due = sla_calendar.due_epoch(mode, started, seconds, calendar, closed_pauses)
     warn = sla_calendar.due_epoch(
         mode, started, seconds * AT_RISK_FRACTION, calendar, closed_pauses
@@ -123,7 +134,7 @@ def _epoch(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()
 
 
-def _from_epoch(value: float | None) -> datetime | None:
+def from_epoch(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, tz=UTC)
 
 
@@ -154,7 +165,7 @@ def recompute(
             (f"{which}_warn_at", warn),
             (f"{which}_breach_at", breach),
         ):
-            value = _from_epoch(epoch)
+            value = from_epoch(epoch)
             if getattr(request, field) != value:
                 setattr(request, field, value)
                 changed.add(field)
