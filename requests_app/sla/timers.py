@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import connection, transaction
 
 from portal import roles
+from requests_app import signals
 from requests_app.models import Event, Kind, Request, State
 from requests_app.sla import calendar as sla_calendar
 from requests_app.sla.policies import (
@@ -188,7 +189,16 @@ def recompute_open(batch_size: int = 5000) -> int:
     invalidate_cache()
     calendar, policies = load()
     if connection.vendor == "postgresql":
-        return _recompute_open_postgresql(calendar, policies, batch_size)
+        changed = _recompute_open_postgresql(calendar, policies, batch_size)
+    else:
+        changed = _recompute_open_python(calendar, policies, batch_size)
+    signals.sla_calendar_changed.send(sender=Request)
+    return changed
+
+
+def _recompute_open_python(
+    calendar: sla_calendar.WorkingCalendar, policies: Policies, batch_size: int
+) -> int:
     changed = 0
     batch: list[Request] = []
     queryset = Request.objects.filter(ended_at__isnull=True).only(
