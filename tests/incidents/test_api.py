@@ -169,9 +169,7 @@ def test_the_role_is_checked_before_the_postmortem_and_the_state(users, fleet):
     assert api(users["devops"]).post(url, {}, format="json").status_code == 409
 
 
-def test_acknowledging_makes_the_first_responder_commander_and_devops_may_change_it(
-    users, fleet
-):
+def test_acknowledging_makes_the_first_responder_commander_and_devops_may_change_it(users, fleet):
     incident = open_incident(users["ce"], fleet["acme"])
     client = api(users["devops2"])
     body = client.post(f"/api/v1/incidents/{incident.pk}/actions/ack/", {}, format="json").json()
@@ -182,7 +180,9 @@ def test_acknowledging_makes_the_first_responder_commander_and_devops_may_change
     assert response.json()["state"] == "acknowledged"
     response = client.post(url, {"commander": "ce"}, format="json")
     assert response.status_code == 400
-    assert response.json()["commander"] == ["ce is not in DevOps; only DevOps members command incidents."]
+    assert response.json()["commander"] == [
+        "ce is not in DevOps; only DevOps members command incidents."
+    ]
     response = client.post(url, {"commander": None}, format="json")
     assert response.status_code == 200 and response.json()["commander"] is None
     # A commander set before the ack stays.
@@ -206,9 +206,7 @@ def test_updates_need_a_body(users, fleet):
 def test_unknown_incidents_and_actions(users, fleet):
     assert api(users["devops"]).get("/api/v1/incidents/999999/").status_code == 404
     assert api(users["devops"]).get("/api/v1/incidents/abc/").status_code == 404
-    response = api(users["devops"]).post(
-        "/api/v1/incidents/999999/actions/ack/", {}, format="json"
-    )
+    response = api(users["devops"]).post("/api/v1/incidents/999999/actions/ack/", {}, format="json")
     assert response.status_code == 404 and set(response.json()) == {"detail"}
     incident = open_incident(users["ce"], fleet["acme"])
     response = api(users["devops"]).post(
