@@ -1,9 +1,11 @@
+from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import django_rq
 from django import forms
 from django.contrib import admin, messages
-from django.db import transaction
+from django.db import models, transaction
 from django.http import HttpRequest
 
 from incidents.models import Incident, IncidentEvent, IncidentPolicy
@@ -17,15 +19,40 @@ from requests_app.admin import (
 from requests_app.sla import policies as sla_policies
 
 RECOMPUTE_JOB = "incidents.jobs.recompute_incident_timers"
+# Incident targets are often minutes (sev1: 15): a unit of their own, before the request
+# policies' hours, calendar days and working days.
+MINUTES = "minutes"
+INCIDENT_UNITS = [(MINUTES, "minutes"), *UNITS]
+
+
+def as_number_and_unit(target: timedelta | None, mode: str) -> tuple[Decimal | None, str]:
+    """Under an hour of calendar time, in minutes; else as the request policies show it."""
+    if target is not None and mode == "calendar" and target < timedelta(hours=1):
+        minutes = Decimal(target.total_seconds()) / 60
+        return Decimal(f"{minutes.normalize():f}"), MINUTES
+    return number_and_unit(target, mode)
+
+
+def as_target_and_mode(number: Decimal, unit: str) -> tuple[timedelta | None, str]:
+    if unit == MINUTES:
+        return timedelta(seconds=round(number * 60)), "calendar"
+    return target_and_mode(number, unit)
+
+
+def describe(target: timedelta, mode: str) -> str:
+    number, unit = as_number_and_unit(target, mode)
+    if unit == MINUTES:
+        return f"{number} minute{'' if number == 1 else 's'}"
+    return describe_target(target, mode)
 
 
 class IncidentPolicyForm(forms.ModelForm):
     """A number and a unit per target, as the request policies' form (requests_app/admin.py)."""
 
     acknowledge_target_number = target_field("Acknowledge target")
-    acknowledge_target_unit = forms.ChoiceField(label="in", choices=UNITS)
+    acknowledge_target_unit = forms.ChoiceField(label="in", choices=INCIDENT_UNITS)
     resolution_target_number = target_field("Resolution target")
-    resolution_target_unit = forms.ChoiceField(label="in", choices=UNITS)
+    resolution_target_unit = forms.ChoiceField(label="in", choices=INCIDENT_UNITS)
 
     class Meta:
         model = IncidentPolicy
@@ -35,7 +62,7 @@ class IncidentPolicyForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         for which in ("acknowledge", "resolution"):
             target = getattr(self.instance, f"{which}_target", None)
-            number, unit = number_and_unit(target, getattr(self.instance, f"{which}_mode"))
+            number, unit = as_number_and_unit(target, getattr(self.instance, f"{which}_mode"))
             self.initial.setdefault(f"{which}_target_number", number)
             self.initial.setdefault(f"{which}_target_unit", unit)
 
@@ -50,7 +77,7 @@ class IncidentPolicyForm(forms.ModelForm):
             if number is None or number <= 0:
                 self.add_error(number_field, "Give a positive number.")
                 continue
-            target, mode = target_and_mode(number, unit)
+            target, mode = as_target_and_mode(number, unit)
             if not target:
                 self.add_error(number_field, "That is less than a second.")
                 continue
@@ -84,11 +111,11 @@ class IncidentPolicyAdmin(admin.ModelAdmin):
 
     @admin.display(description="acknowledge target")
     def acknowledge(self, policy: IncidentPolicy) -> str:
-        return describe_target(policy.acknowledge_target, policy.acknowledge_mode)
+        return describe(policy.acknowledge_target, policy.acknowledge_mode)
 
     @admin.display(description="resolution target")
     def resolution(self, policy: IncidentPolicy) -> str:
-        return describe_target(policy.resolution_target, policy.resolution_mode)
+        return describe(policy.resolution_target, policy.resolution_mode)
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -123,6 +150,7 @@ class IncidentAdmin(admin.ModelAdmin):
     list_filter = ["severity", "state"]
     search_fields = ["title"]
     inlines = [IncidentEventInline]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -54,8 +54,8 @@ def run(users, incident, ack_after=None, resolve_after=None):
 def april(users):
     """sev1: acknowledged after 5, 10, 20 and 40 minutes (target 15: two met, two breached),
     resolved after 60, 120 and 300 minutes (target 4 h: two met, one breached), the fourth
-    still open (breached too). sev2: one open since the 29th, ack due and passed. One sev1 in March (outside) and
-    one on another customer's instance."""
+    still open (breached too). sev2: one open since the 29th, ack due and passed. One sev1 in
+    March (outside) and a sev3 on another customer's instance."""
     acme = make_instance("acme", customer="Acme Corp")
     other = make_instance("globex", customer="Globex")
     sev1 = [

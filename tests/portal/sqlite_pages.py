@@ -1,6 +1,7 @@
 """Run by tests/portal/test_sqlite_pages.py in a process of its own, with make run's embedded
 SQLite database: every main page as each role, on a database holding requests with runs,
-releases, a wave and an incident. Prints one line per page; exits non-zero on the first page that fails."""
+releases, a wave and an incident. Prints one line per page; exits non-zero on the first page
+that fails."""
 
 import os
 import sys
