@@ -128,8 +128,11 @@ def test_updates_ce_and_devops_in_any_state_managers_and_others_read_only(shared
             )
             assert response.status_code == (201 if may else 403), (who, state)
             if may:
-                assert response.json()["events"][-1] == {
-                    "at": response.json()["events"][-1]["at"],
+                # (Found by its action, not its place: in the date rerun the module's incidents
+                # may have been made at a later destination than this test's clock.)
+                [update] = [e for e in response.json()["events"] if e["action"] == "update"]
+                assert update == {
+                    "at": update["at"],
                     "by": who,
                     "action": "update",
                     "from_state": state,
