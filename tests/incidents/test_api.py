@@ -1,4 +1,4 @@
-"""`/api/v1/incidents/` (contract section 9): opening, the detail's shape, filters, the
+"""`/api/v1/incidents/` (docs/incidents.md): opening, the detail's shape, filters, the
 postmortem rule, the commander, updates, and the notifications an opening sends."""
 
 from datetime import datetime

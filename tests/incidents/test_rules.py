@@ -1,7 +1,7 @@
-"""Who may do what to an incident, in which state, through the API (contract section 9, roles
-of section 2): a role that may not answers 403 (checked first), a state that does not allow
-the action 409, else 200. The table is written out here from the contract, not read from
-incidents.transitions: a wrong rule there must make these tests fail."""
+"""Who may do what to an incident, in which state, through the API (docs/incidents.md): a role
+that may not answers 403 (checked first), a state that does not allow the action 409, else 200.
+The table is written out here from the documented rules, not read from incidents.transitions:
+a wrong rule there must make these tests fail."""
 
 import pytest
 from django.contrib.auth import get_user_model

@@ -1,7 +1,7 @@
-"""The incident timers (contract sections 4 and 9): targets per severity, both clocks started at
-open, `acknowledge` stopped by `ack`, `resolution` by `resolve`, the timer JSON exactly as for
-requests, working days for sev3, and the stored instants moved when a policy or the working
-calendar changes."""
+"""The incident timers (docs/incidents.md, docs/sla.md): targets per severity, both clocks
+started at open, `acknowledge` stopped by `ack`, `resolution` by `resolve`, the timer JSON
+exactly as for requests, working days for sev3, and the stored instants moved when a policy or
+the working calendar changes."""
 
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
