@@ -4,7 +4,7 @@ incidents.workflow. Every error answers the API's one error body."""
 
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 from incidents import search, workflow
 from incidents.forms import IncidentActionForm, IncidentForm, IncidentUpdateForm
-from incidents.models import Incident, IncidentEvent
+from incidents.models import Incident
 from incidents.serializers import (
     IncidentActionSerializer,
     IncidentFiltersSerializer,
@@ -30,13 +30,6 @@ from requests_app.api import CanRead, Pages, errors, validate
 from requests_app.serializers import check_json, error_messages
 
 
-def incidents_with_related() -> QuerySet[Incident]:
-    events = IncidentEvent.objects.select_related("by").order_by("at", "id")
-    return Incident.objects.select_related("opened_by", "commander").prefetch_related(
-        "instances", Prefetch("events", queryset=events)
-    )
-
-
 class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = IncidentSerializer
     permission_classes = [CanRead]
@@ -45,7 +38,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     lookup_value_regex = r"[0-9]+"
 
     def get_queryset(self) -> QuerySet[Incident]:
-        return incidents_with_related().order_by("-created_at", "-id")
+        return Incident.objects.with_related().order_by("-created_at", "-id")
 
     def get_serializer_context(self) -> dict[str, Any]:
         # One instant for every timer of the answer.

@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -14,7 +15,6 @@ from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError
 
 from incidents import policies, search, timers, workflow
-from incidents.api import incidents_with_related
 from incidents.forms import IncidentActionForm, IncidentForm, IncidentUpdateForm
 from incidents.models import TIMERS, Incident, IncidentState, Severity
 from incidents.serializers import IncidentFiltersSerializer
@@ -53,7 +53,7 @@ def incident_list(request: HttpRequest) -> HttpResponse:
     _reader(request)
     given = {name: value for name in LIST_FILTERS if (value := request.GET.get(name, "").strip())}
     errors: dict[str, list[str]] = {}
-    queryset = incidents_with_related().order_by("-created_at", "-id")
+    queryset: QuerySet[Incident] = Incident.objects.with_related().order_by("-created_at", "-id")
     try:
         params = check_json(IncidentFiltersSerializer, given)
     except ValidationError as exc:
@@ -108,7 +108,7 @@ def new_incident(request: HttpRequest) -> HttpResponse:
 
 
 def _incident(pk: int) -> Incident:
-    found = incidents_with_related().filter(pk=pk).first()
+    found = Incident.objects.with_related().filter(pk=pk).first()
     if found is None:
         raise Http404(f"There is no incident #{pk}.")
     return found
