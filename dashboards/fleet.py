@@ -5,13 +5,14 @@ prices for a running instance, the snapshot's storage for a suspended one (see t
 """
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
+from incidents.models import UNRESOLVED_STATES, Incident
 from provisioning.models import MACHINE_TYPES, Instance, InstanceStatus, Run, RunState
 from provisioning.models import NETWORK_USD as NETWORK_USD
 from provisioning.models import SNAPSHOT_USD as SNAPSHOT_USD
@@ -56,10 +57,12 @@ class FleetRow:
     vcpus: int | None
     behind_days: int | None = None  # since the first release newer than its version came out
     suspended_days: int | None = None
+    incidents: list[Incident] = field(default_factory=list)  # unresolved, most severe first
 
 
 def fleet() -> tuple[list[FleetRow], str | None, dict[str, Any]]:
-    """(rows, latest version text, totals): two queries whatever the size of the fleet."""
+    """(rows, latest version text, totals): a fixed number of queries whatever the size of the
+    fleet."""
     instances = list(
         Instance.objects.annotate(
             open_requests=Count("requests", filter=Q(requests__state__in=OPEN_STATES))
@@ -87,6 +90,7 @@ def fleet() -> tuple[list[FleetRow], str | None, dict[str, Any]]:
     suspensions = _suspended_since(
         [i.pk for i in instances if i.status == InstanceStatus.SUSPENDED]
     )
+    incidents = open_incidents_by_instance()
     rows: list[FleetRow] = []
     for instance in instances:
         label, count = behind(instance.version, latest, known)
@@ -101,6 +105,7 @@ def fleet() -> tuple[list[FleetRow], str | None, dict[str, Any]]:
                 row.behind_days = (now - min(newer)).days
         if instance.pk in suspensions:
             row.suspended_days = (now - suspensions[instance.pk]).days
+        row.incidents = incidents.get(instance.pk, [])
         rows.append(row)
     rows.sort(
         key=lambda r: (STATUS_ORDER.index(InstanceStatus(r.instance.status)), r.instance.slug)
@@ -110,6 +115,7 @@ def fleet() -> tuple[list[FleetRow], str | None, dict[str, Any]]:
         "live": sum(r.instance.status != InstanceStatus.TORN_DOWN for r in rows),
         "monthly_usd": sum(r.cost for r in rows),
         "behind": sum(1 for r in rows if r.releases_behind),
+        "incidents": len({i.pk for r in rows for i in r.incidents}),
         "by_status": [
             (status.label, count)
             for status in STATUS_ORDER
@@ -118,6 +124,26 @@ def fleet() -> tuple[list[FleetRow], str | None, dict[str, Any]]:
     }
     latest_text = ".".join(str(part) for part in latest) if latest else None
     return rows, latest_text, totals
+
+
+def open_incidents_by_instance() -> dict[int, list[Incident]]:
+    """The unresolved incidents of each instance, most severe first: one query."""
+    links = (
+        Incident.instances.through.objects.filter(incident__state__in=UNRESOLVED_STATES)
+        .select_related("incident")
+        .only(
+            "instance_id",
+            "incident__id",
+            "incident__title",
+            "incident__severity",
+            "incident__state",
+        )
+        .order_by("incident__severity", "-incident__created_at", "incident_id")
+    )
+    found: dict[int, list[Incident]] = {}
+    for link in links:
+        found.setdefault(link.instance_id, []).append(link.incident)
+    return found
 
 
 def _suspended_since(instance_ids: list[int]) -> dict[int, datetime]:

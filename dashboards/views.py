@@ -25,7 +25,8 @@ from rest_framework.request import Request as ApiRequest
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dashboards import charts, figures, fleet
+from dashboards import charts, figures, fleet, incident_figures
+from incidents.models import Severity
 from portal import roles
 from releases import compliance
 from requests_app import history
@@ -114,8 +115,34 @@ def sla_dashboard(request: HttpRequest) -> HttpResponse:
             trend_chart=charts.trend_chart(result.weeks),
             load_chart=charts.load_chart(result.engineers),
             query=request.GET.urlencode(),
+            **_incident_rows(incident_figures.compute(period, now)),
+            incident_definitions=INCIDENT_DEFINITIONS,
         )
     return render(request, "dashboards/sla.html", context, status=200 if form.is_valid() else 400)
+
+
+def _incident_rows(result: dict[str, incident_figures.IncidentTally]) -> dict[str, Any]:
+    rows = [{"key": key, "figures": tally.as_json()} for key, tally in result.items()]
+    return {"incident_rows": rows[:-1], "incident_total": rows[-1]}
+
+
+INCIDENT_DEFINITIONS = [
+    (
+        "Which incidents",
+        "Those opened within the period (both clocks start then); with a customer, those "
+        "that affect one of its instances. The kind filter does not apply to incidents.",
+    ),
+    (
+        "Time to acknowledge / resolve",
+        "Wall-clock time from opening to the acknowledgement / the resolution, over the "
+        "incidents acknowledged / resolved so far.",
+    ),
+    (
+        "Within target",
+        "Met timers / (met + breached), by each severity's targets (sev3 resolution in "
+        "working days). A timer still running and not breached is not counted.",
+    ),
+]
 
 
 DEFINITIONS = [
@@ -189,6 +216,21 @@ _FIGURES = inline_serializer(
         "breached": serializers.IntegerField(),
     },
 )
+
+
+class IncidentFiguresSerializer(serializers.Serializer):
+    """The figures of one severity's incidents (dashboards/incident_figures.py)."""
+
+    count = serializers.IntegerField(help_text="Incidents opened in the period.")
+    open = serializers.IntegerField(help_text="Of them, not resolved now.")
+    acknowledge_within_target_pct = serializers.FloatField(allow_null=True)
+    resolution_within_target_pct = serializers.FloatField(allow_null=True)
+    median_acknowledge_seconds = serializers.IntegerField(allow_null=True)
+    p90_acknowledge_seconds = serializers.IntegerField(allow_null=True)
+    median_resolution_seconds = serializers.IntegerField(allow_null=True)
+    p90_resolution_seconds = serializers.IntegerField(allow_null=True)
+
+
 SUMMARY_SCHEMA = inline_serializer(
     "SlaSummary",
     {
@@ -198,6 +240,12 @@ SUMMARY_SCHEMA = inline_serializer(
         "customer": serializers.CharField(allow_null=True),
         "kinds": serializers.DictField(child=_FIGURES),
         "total": _FIGURES,
+        "incidents": inline_serializer(
+            "IncidentSummary",
+            {key: IncidentFiguresSerializer() for key in [*Severity.values, "total"]},
+            help_text="Incidents opened in the period, per severity and in total (the kind "
+            "filter does not apply to them).",
+        ),
         "maintenance": inline_serializer(
             "Maintenance",
             {
@@ -275,9 +323,15 @@ class SlaSummaryView(APIView):
         form = figures.PeriodForm(request.query_params)
         if not form.is_valid():
             raise Invalid("The parameters have errors.", form.error_json())
-        result = figures.compute(form.period(), form.now)
+        period = form.period()
+        result = figures.compute(period, form.now)
+        incidents = incident_figures.compute(period, form.now)
         return Response(
-            {**figures.summary_json(result), "maintenance": compliance.maintenance(form.now)}
+            {
+                **figures.summary_json(result),
+                "incidents": incident_figures.summary_json(incidents),
+                "maintenance": compliance.maintenance(form.now),
+            }
         )
 
 

@@ -31,6 +31,7 @@ ENTRIES = [
     NavEntry("Board", "board", roles=(roles.DEVOPS, roles.MANAGERS)),
     NavEntry("Fleet", "fleet", roles=roles.ALL_ROLES),
     NavEntry("Releases", "release_list", roles=roles.ALL_ROLES),
+    NavEntry("Incidents", "incident_list", roles=roles.ALL_ROLES),
     NavEntry("Jobs", "django_rq:home", roles=(roles.DEVOPS,)),
     NavEntry("Audit", "audit_log", roles=(roles.DEVOPS,)),
     NavEntry("Admin", "admin:index", superuser_only=True),

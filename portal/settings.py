@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "provisioning",
     "requests_app",
     "releases",
+    "incidents",
     "dashboards",
 ]
 
@@ -352,6 +353,8 @@ SPECTACULAR_SETTINGS = {
         "AccessEnum": "provisioning.models.Access",
         "ReleaseKindEnum": "releases.models.ReleaseKind",
         "ReleaseSourceEnum": "releases.models.Release.Source",
+        "SeverityEnum": "incidents.models.Severity",
+        "IncidentStateEnum": "incidents.models.IncidentState",
     },
 }
 

@@ -10,6 +10,7 @@ from django.urls import include, path
 from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
 
 from accounts import views as account_views
+from incidents.urls import api_urlpatterns as incident_api_urlpatterns
 from portal import roles, views
 from releases.urls import api_urlpatterns as release_api_urlpatterns
 from requests_app import views as request_views
@@ -42,8 +43,10 @@ urlpatterns = [
     path("", include("requests_app.urls")),
     path("", include("dashboards.urls")),
     path("", include("releases.urls")),
+    path("", include("incidents.urls")),
     # Before the requests' API: its last pattern answers every other API path with a 404.
     path("api/v1/", include(release_api_urlpatterns)),
+    path("api/v1/", include(incident_api_urlpatterns)),
     path("api/v1/", include(api_urlpatterns)),
     path("api/schema/", include(schema_urlpatterns)),
     path("", include("audit.urls")),

@@ -285,11 +285,16 @@ class JsonDateTime(JsonField, serializers.DateTimeField):
 
 
 class JsonList(JsonField, serializers.ListField):
-    """A JSON array of `child` values."""
+    """A JSON array of `child` values, `min_length` to `max_length` of them when given."""
 
     def json_schema(self) -> dict[str, Any]:
         assert isinstance(self.child, JsonField)
-        return {"type": "array", "items": self.child.json_schema()}
+        schema: dict[str, Any] = {"type": "array", "items": self.child.json_schema()}
+        if self.min_length is not None:
+            schema["minItems"] = self.min_length
+        if self.max_length is not None:
+            schema["maxItems"] = self.max_length
+        return schema
 
 
 class QueryBoolean(JsonField, serializers.Field):

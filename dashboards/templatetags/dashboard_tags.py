@@ -19,6 +19,18 @@ def hours(seconds: float | None) -> str:
 
 
 @register.filter
+def duration(seconds: float | None) -> str:
+    """Minutes under an hour, hours under two days, else days (incident response times)."""
+    if seconds is None:
+        return "—"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+@register.filter
 def working_days(days: float | None) -> str:
     return "—" if days is None else f"{days:.2f} wd"
 

@@ -6,9 +6,10 @@ The calendar combines `SLA_TIMEZONE`, `SLA_HOLIDAYS` and the closures added in t
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from django.conf import settings
 
@@ -40,30 +41,57 @@ class Target:
     mode: str  # calendar or working
 
 
-_cache: dict[str, Any] = {"at": 0.0, "calendar": None, "policies": None}
-_lock = threading.Lock()
 CACHE_SECONDS = 30
+T = TypeVar("T")
+_caches: "list[TimedCache[Any]]" = []
+
+
+class TimedCache(Generic[T]):
+    """A value read from the database at most every CACHE_SECONDS per process (policies and
+    closures change rarely, and every page and sweep needs them). `invalidate_cache()` drops
+    every such value at once, whichever app keeps its targets in one."""
+
+    def __init__(self, loader: Callable[[], T]) -> None:
+        self._loader = loader
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._at = 0.0
+        _caches.append(self)
+
+    def get(self) -> T:
+        with self._lock:
+            if self._value is not None and time.monotonic() - self._at < CACHE_SECONDS:
+                return self._value
+        value = self._loader()
+        with self._lock:
+            self._value, self._at = value, time.monotonic()
+        return value
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._at = 0.0
 
 
 def invalidate_cache() -> None:
-    with _lock:
-        _cache["at"] = 0.0
+    for cache in _caches:
+        cache.invalidate()
 
 
-def load() -> tuple[WorkingCalendar, Policies]:
-    """The calendar and the policies, read again at most every CACHE_SECONDS."""
-    with _lock:
-        if _cache["calendar"] is not None and time.monotonic() - _cache["at"] < CACHE_SECONDS:
-            return _cache["calendar"], _cache["policies"]
+def _load() -> tuple[WorkingCalendar, Policies]:
     calendar = WorkingCalendar(
         settings.SLA_TIMEZONE,
         settings.SLA_HOLIDAYS,
         closures=list(Closure.objects.values_list("date", flat=True)),
     )
-    policies = {p.kind: p for p in SlaPolicy.objects.all()}
-    with _lock:
-        _cache.update(at=time.monotonic(), calendar=calendar, policies=policies)
-    return calendar, policies
+    return calendar, {p.kind: p for p in SlaPolicy.objects.all()}
+
+
+_calendar_and_policies = TimedCache(_load)
+
+
+def load() -> tuple[WorkingCalendar, Policies]:
+    """The calendar and the policies, read again at most every CACHE_SECONDS."""
+    return _calendar_and_policies.get()
 
 
 def get_calendar() -> WorkingCalendar:

@@ -13,6 +13,8 @@ Saturday 00:00 is exceeded from Monday 00:00). So a request done that Saturday i
 breach alert goes out on Monday, on every surface alike.
 """
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -26,6 +28,7 @@ from requests_app.sla.policies import (
     RESPONSE,
     TIMERS,
     Policies,
+    Target,
     load,
     target_for,
 )
@@ -67,19 +70,93 @@ def decide(
 
 def timer_status(request: Request, which: str, now: datetime) -> str | None:
     """`decide` for one timer of a request (its resolution may be paused; its response not)."""
-    return decide(
-        getattr(request, f"{which}_started_at"),
-        getattr(request, f"{which}_stopped_at"),
-        request.resolution_paused_at if which == RESOLUTION else None,
-        getattr(request, f"{which}_breach_at"),
-        getattr(request, f"{which}_warn_at"),
-        request.ended_at,
-        now,
-    )
+    return clock_of(request, which).status(now)
 
 
 def _iso(value: datetime | None) -> str | None:
     return timezone.localtime(value).isoformat() if value else None
+
+
+@dataclass(frozen=True)
+class Clock:
+    """What a row stores of one timer, whoever's row it is (a request's, an incident's): its
+    start and stop, the stored 75% and breach instants, its pauses, and when the row ended
+    (rejected or cancelled) if it ended before the clock stopped."""
+
+    started: datetime | None
+    stopped: datetime | None
+    warn_at: datetime | None
+    breach_at: datetime | None
+    pauses: Sequence[tuple[datetime, datetime | None]] = ()
+    paused_at: datetime | None = None
+    ended: datetime | None = None
+
+    def status(self, now: datetime) -> str | None:
+        return decide(
+            self.started,
+            self.stopped,
+            self.paused_at,
+            self.breach_at,
+            self.warn_at,
+            self.ended,
+            now,
+        )
+
+
+def clock_json(
+    clock: Clock, target: Target, now: datetime, calendar: sla_calendar.WorkingCalendar
+) -> dict[str, Any]:
+    """The JSON of one timer (docs/sla.md): the one shape every surface serves."""
+    started, stopped, pauses = clock.started, clock.stopped, list(clock.pauses)
+    paused = bool(pauses and pauses[-1][1] is None and stopped is None)
+    cancelled = clock.ended is not None and stopped is None
+    if started is None:
+        return {
+            "started_at": None,
+            "due_at": None,
+            "stopped_at": None,
+            "paused": False,
+            "elapsed_seconds": 0,
+            "remaining_seconds": int(target.seconds) if target.seconds is not None else None,
+            "status": CANCELLED if cancelled else PENDING,
+            "at_risk": False,
+        }
+    until = stopped or (clock.ended if cancelled else None) or now
+    until = max(until, started)
+    elapsed = sla_calendar.elapsed_seconds(target.mode, started, until, calendar, pauses)
+    due = None
+    remaining = None
+    if target.seconds is not None:
+        remaining = target.seconds - elapsed
+        if not paused:
+            due = sla_calendar.due_instant(target.mode, started, target.seconds, calendar, pauses)
+    decided = clock.status(now)
+    at_risk = decided == AT_RISK
+    status = RUNNING if at_risk else decided
+    return {
+        "started_at": _iso(started),
+        "due_at": _iso(due),
+        "stopped_at": _iso(stopped),
+        "paused": paused,
+        "elapsed_seconds": int(elapsed),
+        "remaining_seconds": int(remaining) if remaining is not None else None,
+        "status": status,
+        "at_risk": at_risk,
+    }
+
+
+def clock_of(request: Request, which: str) -> Clock:
+    """One timer of a request (its resolution may be paused; its response not)."""
+    resolution = which == RESOLUTION
+    return Clock(
+        started=getattr(request, f"{which}_started_at"),
+        stopped=getattr(request, f"{which}_stopped_at"),
+        warn_at=getattr(request, f"{which}_warn_at"),
+        breach_at=getattr(request, f"{which}_breach_at"),
+        pauses=pauses_of(request) if resolution else (),
+        paused_at=request.resolution_paused_at if resolution else None,
+        ended=request.ended_at,
+    )
 
 
 def timer_json(
@@ -94,45 +171,7 @@ def timer_json(
     target = target_for(request, which, policies)
     if target is None:
         return None
-    now = now or timezone.now()
-    started = getattr(request, f"{which}_started_at")
-    stopped = getattr(request, f"{which}_stopped_at")
-    pauses = pauses_of(request) if which == RESOLUTION else []
-    paused = bool(pauses and pauses[-1][1] is None and stopped is None)
-    cancelled = request.ended_at is not None and stopped is None
-    if started is None:
-        return {
-            "started_at": None,
-            "due_at": None,
-            "stopped_at": None,
-            "paused": False,
-            "elapsed_seconds": 0,
-            "remaining_seconds": int(target.seconds) if target.seconds is not None else None,
-            "status": "cancelled" if cancelled else "pending",
-            "at_risk": False,
-        }
-    until = stopped or (request.ended_at if cancelled else None) or now
-    until = max(until, started)
-    elapsed = sla_calendar.elapsed_seconds(target.mode, started, until, calendar, pauses)
-    due = None
-    remaining = None
-    if target.seconds is not None:
-        remaining = target.seconds - elapsed
-        if not paused:
-            due = sla_calendar.due_instant(target.mode, started, target.seconds, calendar, pauses)
-    decided = timer_status(request, which, now)
-    at_risk = decided == AT_RISK
-    status = RUNNING if at_risk else decided
-    return {
-        "started_at": _iso(started),
-        "due_at": _iso(due),
-        "stopped_at": _iso(stopped),
-        "paused": paused,
-        "elapsed_seconds": int(elapsed),
-        "remaining_seconds": int(remaining) if remaining is not None else None,
-        "status": status,
-        "at_risk": at_risk,
-    }
+    return clock_json(clock_of(request, which), target, now or timezone.now(), calendar)
 
 
 def sla_json(request: Request, now: datetime | None = None) -> dict[str, Any]:

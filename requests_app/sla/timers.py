@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import connection, transaction
 
 from portal import roles
+from requests_app import signals
 from requests_app.models import Event, Kind, Request, State
 from requests_app.sla import calendar as sla_calendar
 from requests_app.sla.policies import (
@@ -110,7 +111,18 @@ def instants(
     found = target_seconds(kind, which, started, target_due_at, policies)
     if found is None:
         return None, None, None
-    seconds, mode = found
+    return deadlines(*found, started, closed_pauses, calendar)
+
+
+def deadlines(
+    seconds: float,
+    mode: str,
+    started: float,
+    closed_pauses: Sequence[sla_calendar.Pause],
+    calendar: sla_calendar.WorkingCalendar,
+) -> tuple[float | None, float | None, float | None]:
+    """(due, warn, breach) in epoch seconds of a clock started at `started` with a target of
+    `seconds` in `mode` (calendar or working time): any timer's, a request's or another's."""
     due = sla_calendar.due_epoch(mode, started, seconds, calendar, closed_pauses)
     warn = sla_calendar.due_epoch(
         mode, started, seconds * AT_RISK_FRACTION, calendar, closed_pauses
@@ -123,7 +135,7 @@ def _epoch(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()
 
 
-def _from_epoch(value: float | None) -> datetime | None:
+def from_epoch(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, tz=UTC)
 
 
@@ -154,7 +166,7 @@ def recompute(
             (f"{which}_warn_at", warn),
             (f"{which}_breach_at", breach),
         ):
-            value = _from_epoch(epoch)
+            value = from_epoch(epoch)
             if getattr(request, field) != value:
                 setattr(request, field, value)
                 changed.add(field)
@@ -177,7 +189,16 @@ def recompute_open(batch_size: int = 5000) -> int:
     invalidate_cache()
     calendar, policies = load()
     if connection.vendor == "postgresql":
-        return _recompute_open_postgresql(calendar, policies, batch_size)
+        changed = _recompute_open_postgresql(calendar, policies, batch_size)
+    else:
+        changed = _recompute_open_python(calendar, policies, batch_size)
+    signals.sla_calendar_changed.send(sender=Request)
+    return changed
+
+
+def _recompute_open_python(
+    calendar: sla_calendar.WorkingCalendar, policies: Policies, batch_size: int
+) -> int:
     changed = 0
     batch: list[Request] = []
     queryset = Request.objects.filter(ended_at__isnull=True).only(

@@ -1,6 +1,7 @@
 """Run by tests/portal/test_sqlite_pages.py in a process of its own, with make run's embedded
 SQLite database: every main page as each role, on a database holding requests with runs,
-releases and a wave. Prints one line per page; exits non-zero on the first page that fails."""
+releases, a wave and an incident. Prints one line per page; exits non-zero on the first page
+that fails."""
 
 import os
 import sys
@@ -14,6 +15,7 @@ from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from incidents import workflow as incident_workflow  # noqa: E402
 from provisioning import runs  # noqa: E402
 from releases import opening, waves  # noqa: E402
 from requests_app import workflow  # noqa: E402
@@ -27,7 +29,7 @@ people = {
     "devops": make_user("devops", "DevOps"),
     "manager": make_user("manager", "Managers"),
 }
-make_instance("acme", version="6.0.0")
+acme = make_instance("acme", version="6.0.0")
 make_instance("initech", version="5.9.0", status="suspended")
 form = FORMS["suspend"](data={"instance": "acme", "justification": "budget freeze"})
 assert form.is_valid(), form.errors
@@ -37,6 +39,11 @@ workflow.perform(people["devops"], suspend.pk, "pick_up", notify=False, queue_jo
 workflow.perform(people["devops"], suspend.pk, "plan", notify=False, queue_jobs=False)
 workflow.add_comment(people["devops"], suspend.pk, "Snapshot first.", notify=False)
 release, _ = opening.record("6.1.0", timezone.now(), open_requests=False)
+incident = incident_workflow.open_incident(
+    people["ce"], title="Search is slow", severity="sev2", instances=[acme], notify=False
+)
+incident_workflow.perform(people["devops"], incident.pk, "ack")
+incident_workflow.add_update(people["devops"], incident.pk, "Reindexing.")
 pages = {
     "ce": [
         "/",
@@ -47,6 +54,8 @@ pages = {
         f"/requests/{suspend.pk}/",
         "/instances/acme/",
         "/releases/",
+        "/incidents/new/",
+        f"/incidents/{incident.pk}/",
     ],
     "lead": ["/approvals/", f"/requests/{suspend.pk}/"],
     "devops": [
@@ -67,12 +76,19 @@ pages = {
         "/api/v1/requests/?q=acme",
         "/api/v1/releases/6.1.0/",
         "/api/v1/sla/summary/",
+        "/incidents/",
+        "/incidents/?state=acknowledged&severity=sev2&instance=acme",
+        f"/incidents/{incident.pk}/",
+        "/api/v1/incidents/?instance=ACME",
+        f"/api/v1/incidents/{incident.pk}/",
     ],
     "manager": [
         "/dashboards/sla/",
         "/dashboards/sla/export.csv",
         "/dashboards/board/",
         "/requests/",
+        "/incidents/",
+        f"/incidents/{incident.pk}/",
     ],
 }
 assert runs.latest_run(suspend.pk) is not None

@@ -8,7 +8,7 @@ deterministic mode (no randomness, no example database), one worker, all four ph
 and slugs it draws name the seeded rows (`dictionaries`), so actions, comments and details reach
 their validation and their state checks instead of stopping at a 404.
 
-One check is loosened, for three operations only: `positive_data_acceptance` also accepts a 400
+One check is loosened, for five operations only: `positive_data_acceptance` also accepts a 400
 from them, because there what makes schema-valid data right depends on the data or the clock,
 which no OpenAPI schema can say (each operation's description in the schema lists these rules):
 
@@ -20,6 +20,9 @@ which no OpenAPI schema can say (each operation's description in the schema list
   (the body depends on the path's action), a teardown's `confirm` must repeat its slug.
 - GET /api/v1/sla/summary/: `since` must come before `until` (whose default is the end of
   today) and both within the SLA calendar's days.
+- POST /api/v1/incidents/: each slug must name a live instance.
+- POST /api/v1/incidents/{id}/actions/{action_name}/: `resolve` of a sev1 or sev2 incident needs
+  a `postmortem_url` (the incident's severity decides), `commander` must name a DevOps member.
 
 Everything else, including the 400s of these operations for data the schema already calls
 invalid, is checked in full: no 500, only documented status codes and content types, bodies as
@@ -34,7 +37,10 @@ import sys
 import pytest
 from rest_framework.authtoken.models import Token
 
+from incidents.models import IncidentState
+from provisioning.models import Instance
 from requests_app.models import State
+from tests.incidents.factories import incident_in_state
 from tests.requests_app.test_api import make_instance, request_in_state
 
 pytestmark = [
@@ -63,6 +69,16 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403",
 [[operations]]
 include-method = "GET"
 include-path = "/api/v1/sla/summary/"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409"]
+
+[[operations]]
+include-method = "POST"
+include-path = "/api/v1/incidents/"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409"]
+
+[[operations]]
+include-method = "POST"
+include-path = "/api/v1/incidents/{id}/actions/{action_name}/"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409"]
 """
 
@@ -96,10 +112,16 @@ def seed(users):
         ids.append(request.pk)
         if request.instance_id:
             slugs.append(request.instance_slug)
-    return ids, sorted(set(slugs))
+    acme = Instance.objects.get(slug="acme")
+    incidents = [
+        incident_in_state(users, state, acme, severity=severity).pk
+        for state in IncidentState.values
+        for severity in ("sev1", "sev3")
+    ]
+    return ids, sorted(set(slugs)), incidents
 
 
-def dictionaries(ids, slugs):
+def dictionaries(ids, slugs, incidents):
     """Most ids and slugs schemathesis draws name seeded rows (else nearly every action, comment
     and detail would be a 404 before the body is even read); the rest it makes up."""
     return f"""
@@ -108,6 +130,15 @@ values = {json.dumps(ids)}
 
 [dictionaries.instances]
 values = {json.dumps(slugs)}
+
+[dictionaries.incidents]
+values = {json.dumps(incidents)}
+
+[[operations]]
+include-path-regex = "^/api/v1/incidents/"
+[operations.parameters]
+"path.id" = {{ dictionary = "incidents", probability = 0.8 }}
+"body.instances[*]" = {{ dictionary = "instances", probability = 0.8 }}
 
 [parameters]
 "path.id" = {{ dictionary = "requests", probability = 0.8 }}
@@ -118,10 +149,10 @@ values = {json.dumps(slugs)}
 
 @pytest.mark.parametrize("who", ["devops", "ce"])
 def test_schemathesis_finds_nothing(transactional_db, live_server, users, who, tmp_path):
-    ids, slugs = seed(users)
+    ids, slugs, incidents = seed(users)
     token = Token.objects.create(user=users[who])
     config = tmp_path / "schemathesis.toml"
-    config.write_text(dictionaries(ids, slugs) + CONFIG)
+    config.write_text(dictionaries(ids, slugs, incidents) + CONFIG)
     command = [
         sys.executable,
         "-m",

@@ -83,11 +83,12 @@ class Command(BaseCommand):
 
     def seed_domain(self) -> str:
         """Demo instances and requests; filled in by the request domain."""
+        from incidents.demo import seed as seed_incidents
         from releases.demo import seed as seed_releases
         from requests_app.demo import seed
 
         done = seed(say=lambda text: self.stdout.write(f"  {text}"))
-        return f"{done}, {seed_releases()}"
+        return f"{done}, {seed_releases()}, {seed_incidents()}"
 
 
 def is_demo_database() -> bool:
