@@ -161,8 +161,10 @@ def can_file_any(user: "AnyUser") -> TypeGuard[User]:
 
 
 def file_refusal(kind: str) -> str:
-    """Why a person may not file a request of `kind`: the roles it needs."""
-    return f"Only {' and '.join(file_roles(kind))} file {kind.replace('_', ' ')} requests."
+    """Why a person may not file a request of `kind`."""
+    if kind == Kind.ACCESS:
+        return "Your account has no role in the portal, so it may not ask for access."
+    return f"Only {' and '.join(file_roles(kind))} file requests."
 
 
 def can_comment(user: "AnyUser") -> TypeGuard[User]:

@@ -48,7 +48,16 @@ def test_every_role_reads_the_summary(users, who):
     response = api(users[who], token=who == "manager").get(URL)
     assert response.status_code == 200, response.content
     body = response.json()
-    assert set(body) == {"since", "until", "kind", "customer", "kinds", "total", "maintenance"}
+    assert set(body) == {
+        "since",
+        "until",
+        "kind",
+        "customer",
+        "category",
+        "kinds",
+        "total",
+        "maintenance",
+    }
     assert set(body["maintenance"]) == {
         "latest_version",
         "active_instances",
