@@ -7,6 +7,7 @@ week before the end and once on the day, so that they take the access away, and 
 grants on the Access page and at `GET /api/v1/access/`.
 """
 
+import math
 from collections.abc import Mapping
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -51,9 +52,10 @@ def filtered(queryset: RequestQuerySet, params: Mapping[str, Any]) -> RequestQue
 
 
 def days_left(grant: Request, now: datetime) -> int:
-    """Whole days until the grant ends (0 within its last day); negative once it has ended."""
+    """Days until the grant ends, rounded up (90 just after a 90-day grant, 1 on its last day);
+    0 or less once it has ended (-3: it ended 3 to 4 days ago)."""
     assert grant.expires_at is not None  # complete sets it on every grant
-    return (grant.expires_at - now).days
+    return math.ceil((grant.expires_at - now).total_seconds() / 86400)
 
 
 def day_start(moment: datetime) -> datetime:
@@ -93,7 +95,7 @@ def remind(now: datetime | None = None) -> int:
             subject = f"Access ends today at {until[11:]}: {what(grant)}"
         else:
             topic = TOPIC_WEEK
-            days = max(days_left(grant, now), 1)
+            days = days_left(grant, now)
             subject = f"Access ends in {days} day{'s' if days != 1 else ''}: {what(grant)}"
         granter = grant.granted_by.get_username() if grant.granted_by else "the portal"
         granted = (

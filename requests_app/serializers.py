@@ -26,7 +26,7 @@ from rest_framework import serializers
 
 from provisioning import runs
 from provisioning.models import Access, Category, Instance, Run
-from requests_app import validation, workflow
+from requests_app import access, validation, workflow
 from requests_app.forms import (
     FORMS,
     ActionForm,
@@ -902,9 +902,9 @@ class AccessGrantSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(
         serializers.IntegerField(
-            help_text="Whole days until it ends (0 within its last day); negative once ended."
+            help_text="Days until it ends, rounded up (1 on its last day); 0 or less once "
+            "it has ended."
         )
     )
     def get_days_left(self, obj: Request) -> int:
-        assert obj.expires_at is not None  # complete sets it on every grant
-        return (obj.expires_at - self.context["now"]).days
+        return access.days_left(obj, self.context["now"])
