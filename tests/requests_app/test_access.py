@@ -477,3 +477,12 @@ def test_the_importer_takes_access_records_and_categories(users):
     assert old.expires_at == datetime.fromisoformat("2024-06-01T00:00:00+00:00")
     assert old.granted_by == users["devops"]
     assert Request.objects.get(external_id="OLD-3").instance.category == "internal"
+
+
+def test_every_role_finds_the_access_page_and_managers_their_inbox(client, users):
+    for who in EVERY_ROLE:
+        client.force_login(users[who])
+        home = client.get("/").content.decode()
+        assert 'href="/access/"' in home, who
+        assert ('href="/approvals/"' in home) == (who in ("lead", "reviewer", "manager", "admin"))
+        assert client.get(reverse("access_list")).status_code == 200
