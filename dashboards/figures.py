@@ -44,6 +44,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from portal import roles
+from provisioning.models import Category
 from requests_app.models import Kind, Request, RequestQuerySet
 from requests_app.sla import calendar as sla_calendar
 from requests_app.sla import status
@@ -70,6 +71,7 @@ class Period:
     until: datetime  # exclusive
     kind: str = ""
     customer: str = ""
+    category: str = ""
 
     @property
     def first_day(self) -> date:
@@ -120,6 +122,7 @@ class PeriodForm(forms.Form):
     )
     kind = forms.ChoiceField(choices=[("", "Any kind"), *Kind.choices], required=False)
     customer = forms.CharField(max_length=200, required=False, strip=True)
+    category = forms.ChoiceField(choices=[("", "Any category"), *Category.choices], required=False)
 
     def __init__(self, data: Mapping[str, Any] | None = None, now: datetime | None = None) -> None:
         super().__init__(data if data is not None else {})
@@ -151,7 +154,13 @@ class PeriodForm(forms.Form):
 
     def period(self) -> Period:
         data = self.cleaned_data
-        return Period(data["since"], data["until"], data.get("kind") or "", data["customer"])
+        return Period(
+            data["since"],
+            data["until"],
+            data.get("kind") or "",
+            data["customer"],
+            data.get("category") or "",
+        )
 
     def error_json(self) -> dict[str, list[str]]:
         return {
@@ -315,6 +324,7 @@ def summary_json(figures: Figures) -> dict[str, Any]:
         "until": period.until.astimezone(zone).isoformat(),
         "kind": period.kind or None,
         "customer": period.customer or None,
+        "category": period.category or None,
         "kinds": {kind: tally.as_json() for kind, tally in figures.kinds.items()},
         "total": figures.total.as_json(),
     }
@@ -338,6 +348,8 @@ def _period_filter(period: Period) -> Q:
         q &= Q(kind=period.kind)
     if period.customer:
         q &= Q(customer__iexact=period.customer)
+    if period.category:
+        q &= Q(category=period.category)
     return q
 
 
@@ -353,6 +365,7 @@ ROW_FIELDS = [
     "kind",
     "state",
     "customer",
+    "category",
     "instance_slug",
     "assignee_id",
     "created_at",
@@ -494,6 +507,7 @@ CSV_ROW_COLUMNS = [
     "kind",
     "state",
     "customer",
+    "category",
     "instance_slug",
     "assignee_id",
     "created_at",
@@ -540,12 +554,15 @@ def _rows_cte(
         "until": period.until,
         "kind": period.kind,
         "customer": period.customer,
+        "category": period.category,
     }
     where = ["q.resolution_started_at >= %(since)s", "q.resolution_started_at < %(until)s"]
     if period.kind:
         where.append("q.kind = %(kind)s")
     if period.customer:
         where.append("UPPER(q.customer::text) = UPPER(%(customer)s)")
+    if period.category:
+        where.append("q.category = %(category)s")
     start, stop = "q.resolution_started_at", "q.resolution_stopped_at"
     paused = f"""COALESCE((
                 SELECT SUM({_w("p.e", "p.de")} - {_w("p.b", "p.db")})
@@ -566,7 +583,8 @@ def _rows_cte(
                %(cum)s::float8[] AS cum, %(wk)s::float8[] AS wk
     ),
     q AS (
-        SELECT q.id, q.kind, q.state, q.customer, q.instance_slug, q.assignee_id, q.created_at,
+        SELECT q.id, q.kind, q.state, q.customer, q.category, q.instance_slug, q.assignee_id,
+            q.created_at,
             q.response_started_at, q.response_due_at, q.response_warn_at, q.response_stopped_at,
             q.response_breach_at, q.resolution_breach_at,
             q.resolution_started_at, q.resolution_due_at, q.resolution_warn_at,
@@ -688,6 +706,7 @@ CSV_COLUMNS = [
     "kind",
     "state",
     "customer",
+    "category",
     "instance",
     "assignee",
     "created_at",
@@ -746,7 +765,8 @@ def _csv_rows_sql(
     cte, params = _rows_cte(period, now, calendar, CSV_ROW_COLUMNS)
     user_table = get_user_model()._meta.db_table
     sql = f"""{cte}
-    SELECT f.id, f.kind, f.state, f.customer, f.instance_slug AS instance, u.username AS assignee,
+    SELECT f.id, f.kind, f.state, f.customer, f.category, f.instance_slug AS instance,
+        u.username AS assignee,
         f.created_at, f.response_started_at, f.response_due_at, f.response_stopped_at,
         f.response_status, f.response_seconds, f.resolution_started_at, f.resolution_due_at,
         f.resolution_stopped_at, f.resolution_paused_at, f.resolution_status,

@@ -60,13 +60,15 @@ class FleetRow:
     incidents: list[Incident] = field(default_factory=list)  # unresolved, most severe first
 
 
-def fleet() -> tuple[list[FleetRow], str | None, dict[str, Any]]:
-    """(rows, latest version text, totals): a fixed number of queries whatever the size of the
-    fleet."""
+def fleet(category: str = "") -> tuple[list[FleetRow], str | None, dict[str, Any]]:
+    """(rows, latest version text, totals) of every instance, or of those of `category`: a
+    fixed number of queries whatever the size of the fleet. The latest version and how far
+    behind it an instance is count every instance and request, whatever the category."""
+    found = Instance.objects.all()
+    if category:
+        found = found.filter(category=category)
     instances = list(
-        Instance.objects.annotate(
-            open_requests=Count("requests", filter=Q(requests__state__in=OPEN_STATES))
-        )
+        found.annotate(open_requests=Count("requests", filter=Q(requests__state__in=OPEN_STATES)))
     )
     targets = (
         Request.objects.exclude(target_version="")
@@ -79,10 +81,11 @@ def fleet() -> tuple[list[FleetRow], str | None, dict[str, Any]]:
         (r.major, r.minor, r.patch): r.published_at
         for r in Release.objects.only("major", "minor", "patch", "published_at")
     }
+    versions = [i.version for i in instances]
+    if category:  # the versions of the rest of the fleet count too
+        versions += Instance.objects.order_by().values_list("version", flat=True).distinct()
     known = {
-        parsed
-        for text in [*(i.version for i in instances), *targets]
-        if (parsed := parse_version(text)) is not None
+        parsed for text in [*versions, *targets] if (parsed := parse_version(text)) is not None
     } | set(released)
     # The newest recorded release is the latest; without releases, the highest version seen.
     latest = max(released) if released else (max(known) if known else None)

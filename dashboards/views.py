@@ -28,12 +28,14 @@ from rest_framework.views import APIView
 from dashboards import charts, figures, fleet, incident_figures
 from incidents.models import Severity
 from portal import roles
+from provisioning.models import Category
 from releases import compliance
 from requests_app import history
 from requests_app.api import CanRead
 from requests_app.api import errors as api_errors
 from requests_app.models import Kind, Request, State
 from requests_app.serializers import (
+    InstanceFiltersSerializer,
     JsonChoice,
     JsonString,
     check_json,
@@ -64,6 +66,9 @@ CARD_FIELDS = [
     "state",
     "customer",
     "instance_slug",
+    "category",
+    "person",
+    "scope",
     "standard",
     "created_at",
     "target_due_at",
@@ -89,6 +94,7 @@ def sla_dashboard(request: HttpRequest) -> HttpResponse:
     context = {
         "form": form,
         "kinds": Kind.choices,
+        "categories": Category.choices,
         "definitions": DEFINITIONS,
         "sla_timezone": settings.SLA_TIMEZONE,
     }
@@ -185,7 +191,12 @@ def sla_export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
         return render(
             request,
             "dashboards/sla.html",
-            {"form": form, "kinds": Kind.choices, "definitions": DEFINITIONS},
+            {
+                "form": form,
+                "kinds": Kind.choices,
+                "categories": Category.choices,
+                "definitions": DEFINITIONS,
+            },
             status=400,
         )
     period = form.period()
@@ -238,6 +249,7 @@ SUMMARY_SCHEMA = inline_serializer(
         "until": serializers.DateTimeField(),
         "kind": serializers.CharField(allow_null=True),
         "customer": serializers.CharField(allow_null=True),
+        "category": serializers.ChoiceField(Category.choices, allow_null=True),
         "kinds": serializers.DictField(child=_FIGURES),
         "total": _FIGURES,
         "incidents": inline_serializer(
@@ -300,6 +312,12 @@ class SlaSummaryQuerySerializer(serializers.Serializer):
         max_length=max_length_of(figures.PeriodForm.base_fields["customer"]),
         required=False,
         help_text="Exact, any case.",
+    )
+    category = JsonChoice(
+        choices_of(figures.PeriodForm.base_fields["category"]),
+        allow_blank=True,
+        required=False,
+        help_text="Only the requests of this category's instances (empty: every category).",
     )
 
 
@@ -441,9 +459,22 @@ def _working_stretch_left(calendar: WorkingCalendar, now: datetime) -> float:
 
 
 def fleet_page(request: HttpRequest) -> HttpResponse:
+    """The fleet, or one category of it (`?category=`, as GET /api/v1/instances/ takes it)."""
     require_reader(request.user)
-    rows, latest, totals = fleet.fleet()
+    given = request.GET.get("category", "").strip()
+    try:
+        category = check_json(InstanceFiltersSerializer, {"category": given} if given else {})
+    except ValidationError as exc:
+        return render(
+            request,
+            "dashboards/fleet.html",
+            {"categories": Category.choices, "filter_errors": error_messages(exc.detail)},
+            status=400,
+        )
+    rows, latest, totals = fleet.fleet(category.get("category", ""))
     context = {
+        "categories": Category.choices,
+        "category": category.get("category", ""),
         "rows": rows,
         "latest": latest,
         "totals": totals,

@@ -8,12 +8,14 @@ from incidents.jobs import incident_sweep
 from provisioning.jobs import verify_fleet
 from provisioning.runs import reconcile_runs, relay_runs
 from releases.jobs import maintenance_tick, sync_releases
-from requests_app.jobs import relay_notifications, sla_sweep
+from requests_app.jobs import access_reminders, relay_notifications, sla_sweep
 
 register(relay_notifications, queue_name="default", interval=60)
 register(sla_sweep, queue_name="default", interval=60)
 # The incidents' timers, by the same sweep over their own rows.
 register(incident_sweep, queue_name="default", interval=60)
+# Access grants ending within a week, and today: DevOps hear once each.
+register(access_reminders, queue_name="default", interval=15 * 60)
 register(relay_runs, queue_name="default", interval=30)
 register(reconcile_runs, queue_name="default", interval=30)
 # Every live instance against Compute and Terraform: what disagrees becomes its drift.

@@ -21,12 +21,16 @@ class NavEntry:
 
 ENTRIES = [
     NavEntry("Home", "home"),
-    NavEntry("New request", "new_request_choose", roles=(roles.CE, roles.SALES)),
-    NavEntry("My requests", "my_requests", roles=(roles.CE, roles.SALES)),
-    NavEntry("Approvals", "approvals", roles=(roles.CE_LEADERSHIP, roles.TECH_REVIEW)),
+    # Every role may ask for access; CE and Sales file the other kinds too.
+    NavEntry("New request", "new_request_choose", roles=roles.ALL_ROLES),
+    NavEntry("My requests", "my_requests", roles=roles.ALL_ROLES),
+    NavEntry(
+        "Approvals", "approvals", roles=(roles.CE_LEADERSHIP, roles.TECH_REVIEW, roles.MANAGERS)
+    ),
     NavEntry("DevOps queue", "devops_queue", roles=(roles.DEVOPS,)),
     NavEntry("All requests", "request_list", roles=roles.ALL_ROLES),
     NavEntry("Instances", "instance_list", roles=roles.ALL_ROLES),
+    NavEntry("Access", "access_list", roles=roles.ALL_ROLES),
     NavEntry("SLA dashboard", "sla_dashboard", roles=roles.ALL_ROLES),
     NavEntry("Board", "board", roles=(roles.DEVOPS, roles.MANAGERS)),
     NavEntry("Fleet", "fleet", roles=roles.ALL_ROLES),

@@ -383,5 +383,7 @@ RELEASES_FEED_URL = env_url("RELEASES_FEED_URL", "", schemes={"http", "https"})
 RELEASES_POLL_MINUTES = env_int("RELEASES_POLL_MINUTES", 60, minimum=1)
 ROLLOUT_MAX_PARALLEL = env_int("ROLLOUT_MAX_PARALLEL", 3, minimum=1)
 SUSPENDED_REMINDER_DAYS = env_int("SUSPENDED_REMINDER_DAYS", 60, minimum=1)
+# How long granted access lasts when its request names no expiry (docs/workflow.md).
+ACCESS_DEFAULT_DAYS = env_int("ACCESS_DEFAULT_DAYS", 90, minimum=1, maximum=3650)
 # Multiplies the retry backoff of known transient errors (tests make it small).
 PROVISIONING_BACKOFF_SCALE = float(env_int("PROVISIONING_BACKOFF_PERCENT", 100, minimum=0)) / 100

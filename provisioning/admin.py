@@ -23,8 +23,16 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Instance)
 class InstanceAdmin(ReadOnlyAdmin):
-    list_display = ["slug", "customer", "status", "version", "machine_type", "executors_enabled"]
-    list_filter = ["status", "machine_type"]
+    list_display = [
+        "slug",
+        "customer",
+        "category",
+        "status",
+        "version",
+        "machine_type",
+        "executors_enabled",
+    ]
+    list_filter = ["status", "category", "machine_type"]
     search_fields = ["slug", "customer"]
 
 

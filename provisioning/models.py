@@ -22,6 +22,14 @@ class Access(models.TextChoices):
     IP_ALLOWLIST = "ip_allowlist", "Restricted to an IP allowlist"
 
 
+class Category(models.TextChoices):
+    """Whom an instance serves: a customer, or the company itself (demos, tests, dogfooding).
+    Access requests name a category when they cover every instance of it."""
+
+    CUSTOMER = "customer", "Customer"
+    INTERNAL = "internal", "Internal"
+
+
 # On-demand prices with sustained-use discount, us-central1, per month.
 MACHINE_TYPES = {
     "n1-standard-8": {"vcpus": 8, "memory_gb": 30, "monthly_usd": 194},
@@ -76,6 +84,8 @@ class Instance(models.Model):
         validators=[RegexValidator(SLUG_PATTERN, "Lowercase letters, digits and hyphens.")],
     )
     customer = models.CharField(max_length=200)
+    # Set from the create request that made it (customer unless it asked for internal).
+    category = models.CharField(max_length=20, choices=Category.choices, default=Category.CUSTOMER)
     status = models.CharField(
         max_length=20, choices=InstanceStatus.choices, default=InstanceStatus.PROVISIONING
     )
@@ -146,6 +156,9 @@ class Instance(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(status__in=InstanceStatus.values), name="instance_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(category__in=Category.values), name="instance_category_valid"
             ),
             models.CheckConstraint(
                 condition=Q(

@@ -8,6 +8,7 @@ from django import forms
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
@@ -29,13 +30,16 @@ from rest_framework.views import APIView, exception_handler
 
 from provisioning import instances, runs
 from provisioning.models import Instance
-from requests_app import search, workflow
+from requests_app import access, search, workflow
 from requests_app.forms import FORMS, ActionForm, CommentForm
 from requests_app.models import Event, Kind, Request
 from requests_app.serializers import (
     FILING_SERIALIZERS,
+    AccessFiltersSerializer,
+    AccessGrantSerializer,
     ActionBodySerializer,
     ErrorSerializer,
+    InstanceFiltersSerializer,
     InstanceSerializer,
     NewCommentSerializer,
     RequestFiltersSerializer,
@@ -195,6 +199,14 @@ class Pages(PageNumberPagination):
         ]
 
 
+def query_params(serializer: type[Serializer], request: ApiRequest) -> dict[str, Any]:
+    """The query string held to `serializer` (the schema's parameters); 400 with field errors."""
+    try:
+        return check_json(serializer, request.query_params)
+    except ValidationError as exc:
+        raise workflow.Invalid("The filters have errors.", error_messages(exc.detail)) from None
+
+
 # -- requests -----------------------------------------------------------------------------------
 
 _BY_KIND: dict[str, Serializer | type[Serializer]] = {**FILING_SERIALIZERS}
@@ -222,11 +234,7 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     def filtered(self, queryset: QuerySet[Request]) -> QuerySet[Request]:
         """The list's filters (docs/api.md); 400 with field errors when one is not valid."""
-        try:
-            params = check_json(RequestFiltersSerializer, self.request.query_params)
-        except ValidationError as exc:
-            raise workflow.Invalid("The filters have errors.", error_messages(exc.detail)) from None
-        return search.apply_filters(queryset, params)
+        return search.apply_filters(queryset, query_params(RequestFiltersSerializer, self.request))
 
     @extend_schema(
         parameters=[RequestFiltersSerializer],
@@ -249,15 +257,17 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @extend_schema(
         request=NEW_REQUEST,
         responses={201: RequestSerializer, **errors(400, 409)},
-        description="File a request (CE and Sales). The body's fields depend on `kind`. "
-        "Besides what the schema says, the form checks what depends on the data: the instance "
-        "exists and is in a state that allows the kind (a new slug is free), no other open "
-        "request changes it, an upgrade names a newer version released in the past, a "
-        "teardown's `confirm` repeats the slug, an IP allowlist has ranges without host bits.",
+        description="File a request (CE and Sales; an `access` request: any role). The body's "
+        "fields depend on `kind`. Besides what the schema says, the form checks what depends on "
+        "the data: the instance exists and is in a state that allows the kind (a new slug is "
+        "free), no other open request changes it, an upgrade names a newer version released in "
+        "the past, a teardown's `confirm` repeats the slug, an IP allowlist has ranges without "
+        "host bits, an access's instance is of the category given and its `expires_at` is in "
+        "the future.",
     )
     def create(self, request: ApiRequest) -> Response:
-        if not workflow.can_file(request.user):
-            raise workflow.Forbidden("Only CE and Sales file requests.")
+        if not workflow.can_file_any(request.user):
+            raise workflow.Forbidden("Your role may not file requests.")
         data = request.data
         if not isinstance(data, dict):
             raise workflow.Invalid("Send a JSON object.", {"non_field_errors": ["Not an object."]})
@@ -266,6 +276,8 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         if not isinstance(kind, str) or kind not in FILING_SERIALIZERS:
             choices = ", ".join(Kind.values)
             raise workflow.Invalid("Unknown kind.", {"kind": [f"Choose one of: {choices}."]})
+        if not workflow.can_file(request.user, kind):
+            raise workflow.Forbidden(workflow.file_refusal(kind))
         form = validate(FORMS[kind], FILING_SERIALIZERS[kind], data, "The request has errors.")
         created = workflow.file_request(request.user, kind, form.cleaned_data)
         return Response(self._fresh(created.pk), status=status.HTTP_201_CREATED)
@@ -327,6 +339,20 @@ class InstanceViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_field = "slug"
     queryset = Instance.objects.order_by("slug")
 
+    @extend_schema(
+        parameters=[InstanceFiltersSerializer],
+        responses={200: InstanceSerializer(many=True), **errors(400)},
+        description="Every instance, torn down ones too, 50 a page, by slug.",
+    )
+    def list(self, request: ApiRequest, *args: Any, **kwargs: Any) -> Response:
+        params = query_params(InstanceFiltersSerializer, request)
+        queryset = self.get_queryset()
+        if "category" in params:
+            queryset = queryset.filter(category=params["category"])
+        page = self.paginate_queryset(queryset)
+        assert page is not None  # REST_FRAMEWORK sets a pagination class
+        return self.get_paginated_response(InstanceSerializer(page, many=True).data)
+
     def get_object(self) -> Instance:
         slug = self.kwargs["slug"]
         if "\x00" in slug:  # no slug has one, and PostgreSQL cannot compare with it
@@ -336,3 +362,31 @@ class InstanceViewSet(viewsets.ReadOnlyModelViewSet):
         if found is None:
             raise Http404
         return found
+
+
+# -- access grants ------------------------------------------------------------------------------
+
+
+class AccessGrantViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    serializer_class = AccessGrantSerializer
+    permission_classes = [CanRead]
+    pagination_class = Pages
+
+    @extend_schema(
+        parameters=[AccessFiltersSerializer],
+        responses={200: AccessGrantSerializer(many=True), **errors(400)},
+        description="Who holds which access now: the access requests DevOps granted whose "
+        "expiry has not come, the first to end first, 50 a page (`expired=true`: those that "
+        "have ended, the latest first).",
+    )
+    def list(self, request: ApiRequest, *args: Any, **kwargs: Any) -> Response:
+        params = query_params(AccessFiltersSerializer, request)
+        now = timezone.now()
+        queryset = access.expired(now) if params.get("expired") else access.active(now)
+        queryset = access.filtered(queryset, params)
+        page = self.paginate_queryset(queryset)
+        assert page is not None  # REST_FRAMEWORK sets a pagination class
+        context = {**self.get_serializer_context(), "now": now}
+        return self.get_paginated_response(
+            AccessGrantSerializer(page, many=True, context=context).data
+        )

@@ -10,6 +10,7 @@ from requests_app import api
 router = DefaultRouter(trailing_slash=True)
 router.register("requests", api.RequestViewSet, basename="api-request")
 router.register("instances", api.InstanceViewSet, basename="api-instance")
+router.register("access", api.AccessGrantViewSet, basename="api-access")
 
 P = TypeVar("P", bound=URLPattern | URLResolver)
 

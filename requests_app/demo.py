@@ -12,9 +12,9 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from provisioning import fleet, runs
+from provisioning import fleet, instances, runs
 from provisioning.execute import execute_run
-from provisioning.models import Instance, InstanceStatus
+from provisioning.models import Category, Instance, InstanceStatus
 from requests_app import workflow
 from requests_app.forms import FORMS
 from requests_app.models import Request
@@ -24,6 +24,8 @@ INSTANCES = [
     ("globex", "Globex", InstanceStatus.ACTIVE, "6.0.0", "n1-standard-8", True),
     ("initech", "Initech", InstanceStatus.SUSPENDED, "5.8.2", "n1-standard-8", False),
 ]
+# The company's own instance among them (executors tried out there first).
+INTERNAL = {"globex"}
 # A step "apply_run" plans and applies the request's run now, in this process.
 APPLY_RUN = "apply_run"
 
@@ -114,6 +116,37 @@ REQUESTS: list[tuple[str, str, str, dict[str, Any], int, list[Step]]] = [
         8,
         [("reject", "lead", 4, {"comment": "They renewed last week; keep it."})],
     ),
+    (
+        "demo-8",
+        "ce",
+        "access",
+        {
+            "person": "jordan@example.com",
+            "scope": "gcp-managed",
+            "category": "customer",
+            "instance": "acme",
+            "justification": "Jordan debugs Acme's slow searches on the VM this week.",
+        },
+        0,
+        [],
+    ),
+    (
+        "demo-9",
+        "devops2",
+        "access",
+        {
+            "person": "devops2",
+            "scope": "vault",
+            "category": "internal",
+            "justification": "On call this quarter: secrets of our own instances.",
+        },
+        5,
+        [
+            ("approve", "manager", 1, {}),
+            ("pick_up", "devops", 2, {}),
+            ("complete", "devops", 3, {"comment": "Vault policy internal-oncall attached."}),
+        ],
+    ),
 ]
 
 
@@ -123,7 +156,7 @@ def seed(say: Callable[[str], None] = lambda text: None) -> str:
     with fleet.compute_available():
         fleet.forget_legacy_states(say)
         for slug, customer, status, version, machine_type, executors in INSTANCES:
-            _, now_built = fleet.build(
+            instance, now_built = fleet.build(
                 slug,
                 customer,
                 machine_type=machine_type,
@@ -133,6 +166,9 @@ def seed(say: Callable[[str], None] = lambda text: None) -> str:
                 say=say,
             )
             built += now_built
+            category = Category.INTERNAL if slug in INTERNAL else Category.CUSTOMER
+            if instance.category != category:
+                instances.update(instance, category=category)
         made = sum(_seed_request(users, *spec, say=say) for spec in REQUESTS)
     return (
         f"{Instance.objects.count()} demo instances ({built} built now), {made} demo requests added"

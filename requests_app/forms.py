@@ -9,9 +9,15 @@ from django.conf import settings
 from django.utils import timezone
 
 from provisioning import instances, zones
-from provisioning.models import Access, Instance, InstanceStatus
+from provisioning.models import Access, Category, Instance, InstanceStatus
 from requests_app import validation
-from requests_app.models import PROVISIONING_KINDS, Kind, NonStandardReason, Request
+from requests_app.models import (
+    PROVISIONING_KINDS,
+    AccessScope,
+    Kind,
+    NonStandardReason,
+    Request,
+)
 
 
 class ListField(forms.Field):
@@ -129,6 +135,12 @@ class BaseRequestForm(forms.Form):
         return cleaned
 
 
+def category_field(**kwargs: Any) -> forms.ChoiceField:
+    return forms.ChoiceField(
+        choices=Category.choices, widget=forms.RadioSelect, initial=Category.CUSTOMER, **kwargs
+    )
+
+
 class CreateRequestForm(BaseRequestForm):
     kind = Kind.CREATE
     instance = forms.CharField(
@@ -145,6 +157,7 @@ class CreateRequestForm(BaseRequestForm):
     field_order = [
         "instance",
         "customer",
+        "category",
         "users",
         "repositories",
         "machine_type",
@@ -162,6 +175,10 @@ class CreateRequestForm(BaseRequestForm):
         required=False,
         widget=forms.Select(),
         help_text="Where the VM runs; from Compute's list of zones.",
+    )
+    category = category_field(
+        required=False,
+        help_text="Internal: the company's own (demos, tests); customer when left out.",
     )
     access = forms.ChoiceField(choices=Access.choices, initial=Access.PUBLIC_SSO, required=False)
     allowed_ip_ranges = ListField(
@@ -216,6 +233,8 @@ class CreateRequestForm(BaseRequestForm):
         cleaned = super().clean()
         if "access" in cleaned and not cleaned["access"]:
             cleaned["access"] = Access.PUBLIC_SSO
+        if "category" in cleaned and not cleaned["category"]:
+            cleaned["category"] = Category.CUSTOMER
         if cleaned.get("access") == Access.IP_ALLOWLIST and not cleaned.get("allowed_ip_ranges"):
             self.add_error("allowed_ip_ranges", "An IP allowlist needs at least one CIDR range.")
         errors = validation.cidr_errors(cleaned.get("allowed_ip_ranges") or [])
@@ -307,6 +326,96 @@ class FeatureRequestForm(BaseRequestForm):
     )
 
 
+class AccessRequestForm(BaseRequestForm):
+    """Access for a person to the GCP projects or the Vault secrets of one instance, or of
+    every instance of a category (no instance: then there is no customer either). A manager
+    approves it; DevOps grants it and marks it done, which starts its expiry."""
+
+    kind = Kind.ACCESS
+    person = forms.CharField(
+        max_length=254,
+        help_text="Username or email address of the person who needs the access.",
+    )
+    scope = forms.ChoiceField(choices=AccessScope.choices, label="Access to")
+    category = category_field(
+        help_text="Without an instance: every instance of this category. With one: its category."
+    )
+    instance = forms.CharField(
+        max_length=30,
+        required=False,
+        label="Instance",
+        help_text="Empty: every instance of the category.",
+        widget=forms.Select(),
+    )
+    expires_at = forms.DateTimeField(
+        required=False,
+        label="Expires",
+        help_text="Empty: 90 days after it is granted.",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+    justification = forms.CharField(
+        widget=forms.Textarea, label="Why the access is needed", max_length=10_000
+    )
+    # Access has one decision, a manager's: no tech review, so nothing makes it non-standard.
+    non_standard_reasons = None  # type: ignore[assignment]
+    field_order = ["person", "scope", "category", "instance", "expires_at", "justification"]
+
+    def __init__(self, *args: Any, editing: Request | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, editing=editing, **kwargs)
+        self.fields[
+            "expires_at"
+        ].help_text = f"Empty: {settings.ACCESS_DEFAULT_DAYS} days after it is granted."
+        instance_field = self.fields["instance"]
+        if isinstance(instance_field.widget, forms.Select):
+            live = Instance.objects.live().order_by("slug").only("slug", "customer", "category")
+            instance_field.widget.choices = [("", "All instances of the category")] + [
+                (i.slug, f"{i.slug} ({i.customer}, {i.category})") for i in live
+            ]
+
+    def clean_person(self) -> str:
+        person = self.cleaned_data["person"].strip()
+        if not validation.PERSON.match(person):
+            raise forms.ValidationError("Give a username or an email address (name@example.com).")
+        return person
+
+    def clean_instance(self) -> str:
+        self.instance_obj = None
+        if not (self.cleaned_data.get("instance") or "").strip():
+            return ""
+        return super().clean_instance()
+
+    def clean_expires_at(self) -> Any:
+        expires = self.cleaned_data["expires_at"]
+        if expires is not None and expires <= timezone.now():
+            raise forms.ValidationError("The expiry must be in the future.")
+        return expires
+
+    def clean(self) -> dict[str, Any]:
+        instance = getattr(self, "instance_obj", None)
+        if instance is not None:
+            cleaned = super().clean()  # the customer is the instance's
+        else:
+            # Every instance of a category (or an instance not found): no one customer.
+            found = forms.Form.clean(self)
+            assert found is not None  # Form.clean returns cleaned_data
+            cleaned = found
+            if "instance" not in self.errors and (cleaned.get("customer") or "").strip():
+                self.add_error(
+                    "customer",
+                    "Access to every instance of a category names no customer; name an "
+                    "instance, or leave the customer empty.",
+                )
+            cleaned["customer"] = ""
+        category = cleaned.get("category")
+        if instance is not None and category and category != instance.category:
+            self.add_error(
+                "category",
+                f"{instance.slug!r} is a {instance.category} instance, not {category}; choose "
+                f"{instance.category} or another instance.",
+            )
+        return cleaned
+
+
 FORMS: dict[str | None, type[BaseRequestForm]] = {
     form.kind: form
     for form in [
@@ -317,6 +426,7 @@ FORMS: dict[str | None, type[BaseRequestForm]] = {
         UpgradeRequestForm,
         EnableExecutorsRequestForm,
         FeatureRequestForm,
+        AccessRequestForm,
     ]
 }
 

@@ -82,6 +82,8 @@ def verb(event: Event, *, sentence: bool = False) -> str:
         return f"set the target date to {_moment(data['due_at'])}"
     if event.action.startswith("run_"):
         return _run_step(event)
+    if event.action == "complete" and data.get("granted"):
+        return "granted the access"  # the comment says what, to whom, until when
     words = VERBS.get(event.action)
     if words is None:
         return event.action.replace("_", " ")

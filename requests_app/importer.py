@@ -26,11 +26,12 @@ from django.db.models import Min, Q
 from django.utils import timezone
 
 from provisioning import instances
-from provisioning.models import Access, Instance, InstanceStatus
+from provisioning.models import Access, Category, Instance, InstanceStatus
 from requests_app import validation, workflow
 from requests_app.models import (
     FINAL_STATES,
     PROVISIONING_KINDS,
+    AccessScope,
     Kind,
     NonStandardReason,
     Request,
@@ -54,6 +55,7 @@ BASE_FIELDS = (
     "non_standard_reasons",
     "justification",
     "events",
+    "category",  # any kind: an instance the import makes takes it
 )
 # The fields each kind keeps are the workflow's; a teardown's record may also carry `confirm`.
 KIND_FIELDS = {**workflow.FIELDS_BY_KIND, Kind.TEARDOWN: ("confirm",)}
@@ -65,6 +67,7 @@ MAX_LENGTHS = {
     "machine_type": 40,
     "zone": 40,
     "target_version": 40,
+    "person": 254,
 }
 DEFAULT_ZONE = "us-central1-f"
 
@@ -394,14 +397,17 @@ class _Importer:
 
     def cleaned(self, record: dict[str, Any], kind: str, submit: dict[str, Any]) -> dict[str, Any]:
         slug = record.get("instance")
-        if not isinstance(slug, str) or not slug.strip():
+        whole_category = kind == Kind.ACCESS and slug in (None, "")
+        if not whole_category and (not isinstance(slug, str) or not slug.strip()):
             raise Rejected("instance", "name the instance (its slug).")
-        slug = slug.strip().lower()
+        slug = slug.strip().lower() if isinstance(slug, str) else ""
         instance = None
-        if kind != Kind.CREATE:
+        if kind != Kind.CREATE and not whole_category:
             instance = self.instance_for(slug, record)
         customer = _text(record, "customer") or (instance.customer if instance else "")
-        if not customer:
+        if whole_category:
+            customer = ""  # access to every instance of a category belongs to no customer
+        elif not customer:
             raise Rejected("customer", f"name the customer (no instance {slug!r} to take it from).")
         justification = record.get("justification")
         if justification is None:
@@ -422,6 +428,8 @@ class _Importer:
             "justification": justification,
             "non_standard_reasons": list(reasons),
         }
+        if kind == Kind.ACCESS:
+            cleaned.update(self.access_fields(record, instance))
         if kind == Kind.CREATE:
             cleaned.update(self.create_fields(record))
             if validation.exceeds_standard_scale(cleaned["users"], cleaned["repositories"]):
@@ -449,6 +457,7 @@ class _Importer:
         if not isinstance(ranges, list) or not all(isinstance(r, str) for r in ranges):
             raise Rejected("allowed_ip_ranges", "give a list of CIDR ranges as text.")
         return {
+            "category": _choice(record, "category", Category.values) or Category.CUSTOMER,
             "machine_type": _text(record, "machine_type")
             or validation.recommended_machine_type(users, repositories),
             "zone": _text(record, "zone") or DEFAULT_ZONE,
@@ -457,6 +466,32 @@ class _Importer:
             "users": users,
             "repositories": repositories,
             "target_version": _text(record, "target_version") or settings.INSTANCE_DEFAULT_VERSION,
+        }
+
+    def access_fields(self, record: dict[str, Any], instance: Instance | None) -> dict[str, Any]:
+        """An access record's person, scope, category and expiry, as history gave them (an
+        expiry in the past is history too); the category of a named instance is the instance's."""
+        person = _text(record, "person")
+        if not person:
+            raise Rejected("person", "name who was given the access (a username or an email).")
+        scope = _choice(record, "scope", AccessScope.values)
+        if not scope:
+            choices = ", ".join(AccessScope.values)
+            raise Rejected("scope", f"give what the access was to: {choices}.")
+        category = _choice(record, "category", Category.values)
+        if instance is not None:
+            category = instance.category
+        elif not category:
+            raise Rejected(
+                "category",
+                f"give the category of the instances ({', '.join(Category.values)}).",
+            )
+        expires = record.get("expires_at")
+        return {
+            "person": person,
+            "scope": scope,
+            "category": category,
+            "expires_at": parse_time(expires, "expires_at") if expires not in (None, "") else None,
         }
 
     def instance_for(self, slug: str, record: dict[str, Any]) -> Instance | None:
@@ -469,8 +504,9 @@ class _Importer:
         customer = _text(record, "customer")
         if not customer:
             raise Rejected("customer", f"name the customer; the portal has no instance {slug!r}.")
+        category = _choice(record, "category", Category.values) or Category.CUSTOMER
         try:
-            return instances.create(slug, customer, InstanceStatus.ACTIVE)
+            return instances.create(slug, customer, InstanceStatus.ACTIVE, category=category)
         except instances.InstanceInvalid as exc:
             # The request's own fields keep their history; the instance must be a valid one.
             raise Rejected("instance", str(exc)) from None
@@ -519,6 +555,14 @@ def _text(record: dict[str, Any], name: str) -> str:
     if not isinstance(value, str):
         raise Rejected(name, f"must be text, not a JSON {_json_type(value)}.")
     return value.strip()
+
+
+def _choice(record: dict[str, Any], name: str, values: list[str]) -> str:
+    """One of `values` (the record's text; "" when it gives none); Rejected for any other."""
+    value = _text(record, name)
+    if value and value not in values:
+        raise Rejected(name, f"{value!r} is not one of {', '.join(values)}.")
+    return value
 
 
 def _count(record: dict[str, Any], name: str) -> int | None:

@@ -4,7 +4,7 @@ this module but RQ and the scheduler."""
 
 from datetime import datetime
 
-from requests_app import notifications
+from requests_app import access, notifications
 from requests_app.sla import sweep, timers
 
 
@@ -26,3 +26,7 @@ def sla_sweep() -> dict[str, int]:
 
 def recompute_sla_timers() -> int:
     return timers.recompute_open()
+
+
+def access_reminders() -> int:
+    return access.remind()

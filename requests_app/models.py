@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Index, Manager, Q
 from django.db.models.functions import Upper
 
-from provisioning.models import Access, Instance
+from provisioning.models import Access, Category, Instance
 
 
 class Kind(models.TextChoices):
@@ -18,6 +18,14 @@ class Kind(models.TextChoices):
     UPGRADE = "upgrade", "Upgrade an instance"
     ENABLE_EXECUTORS = "enable_executors", "Enable executors"
     FEATURE = "feature", "Feature request"
+    ACCESS = "access", "Access"
+
+
+class AccessScope(models.TextChoices):
+    """What an access request grants: the GCP projects of managed instances, or their secrets."""
+
+    GCP_MANAGED = "gcp-managed", "GCP (the instances' projects)"
+    VAULT = "vault", "Vault (the instances' secrets)"
 
 
 class State(models.TextChoices):
@@ -62,7 +70,7 @@ class RequestQuerySet(models.QuerySet["Request"]):
         return self.filter(state__in=OPEN_STATES)
 
     def with_related(self) -> "RequestQuerySet":
-        return self.select_related("requested_by", "assignee", "instance")
+        return self.select_related("requested_by", "assignee", "instance", "granted_by")
 
 
 _RequestManager = Manager.from_queryset(RequestQuerySet)
@@ -136,6 +144,23 @@ class Request(models.Model):
     release_published_at = models.DateTimeField(null=True, blank=True)
     # feature: the due date DevOps agrees with set_target
     target_due_at = models.DateTimeField(null=True, blank=True)
+    # The instance's category (create: the one asked for; access: the one asked for, which an
+    # access without an instance covers whole).
+    category = models.CharField(max_length=20, choices=Category.choices, default=Category.CUSTOMER)
+    # access: who needs it (a username or an email) and to what. `expires_at` is the expiry
+    # asked for (none: ACCESS_DEFAULT_DAYS after the grant) until `complete` grants it, then
+    # the grant's own.
+    person = models.CharField(max_length=254, blank=True)
+    scope = models.CharField(max_length=20, choices=AccessScope.choices, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    granted_at = models.DateTimeField(null=True, blank=True)
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="access_granted",
+    )
 
     # SLA timers (requests_app/sla/timers.py keeps them): start, stop, and the stored due, 75%
     # and breach instants that the sweep, the filters and the dashboards read; they count closed
@@ -189,6 +214,9 @@ class Request(models.Model):
             models.CheckConstraint(
                 condition=Q(state__in=[s.value for s in State]), name="request_state_valid"
             ),
+            models.CheckConstraint(
+                condition=Q(category__in=Category.values), name="request_category_valid"
+            ),
         ]
         indexes = [
             models.Index(fields=["kind", "state"], name="request_kind_state"),
@@ -224,6 +252,12 @@ class Request(models.Model):
                 name="open_resolution_due",
                 condition=Q(ended_at__isnull=True),
             ),
+            # Grants by expiry: the Access page, GET /api/v1/access/ and the expiry reminders.
+            models.Index(
+                fields=["expires_at"],
+                name="access_grant_expires",
+                condition=Q(kind=Kind.ACCESS, state=State.DONE),
+            ),
             # The breached=true / at_risk=true filters and the open counts of the dashboards.
             *[
                 models.Index(
@@ -236,11 +270,23 @@ class Request(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.get_kind_display()} {self.instance_slug}"
+        return f"#{self.pk} {self.get_kind_display()} {self.target_label}"
 
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
+
+    @property
+    def whole_category(self) -> bool:
+        """An access request for every instance of its category (no instance named)."""
+        return self.kind == Kind.ACCESS and not self.instance_slug
+
+    @property
+    def target_label(self) -> str:
+        """What the request is about, in words: the slug, or "all internal instances"."""
+        if self.whole_category:
+            return f"all {self.category} instances"
+        return self.instance_slug
 
 
 class SlaPolicy(models.Model):
@@ -333,6 +379,7 @@ class Approval(models.Model):
     class Stage(models.TextChoices):
         LEADERSHIP = "leadership", "CE Leadership"
         TECH_REVIEW = "tech_review", "Tech Review"
+        MANAGERS = "managers", "Managers"  # access requests
 
     request = models.ForeignKey(Request, on_delete=models.CASCADE, related_name="approvals")
     stage = models.CharField(max_length=20, choices=Stage.choices)

@@ -25,7 +25,7 @@ from rq import Retry
 from portal import roles
 from provisioning.models import Instance
 from requests_app import history
-from requests_app.models import Event, Notification, Request, State
+from requests_app.models import Event, Kind, Notification, Request, State
 from requests_app.slack import outbox as slack_outbox
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,12 @@ RETRY_INTERVALS = [5, 30, 120, 600]
 Audience = tuple[str, str | None]
 
 
-def topic_for(event: Event) -> tuple[str, Audience] | None:
-    """(topic, audience) for an event, or None when nobody needs to hear about it."""
+def topic_for(event: Event, kind: str = "") -> tuple[str, Audience] | None:
+    """(topic, audience) for an event of a request of `kind`, or None when nobody needs to hear
+    about it. A new request goes to whoever approves its kind (access: Managers)."""
     if event.action == "submit":
-        return "new_request", ("group", roles.CE_LEADERSHIP)
+        approvers = roles.MANAGERS if kind == Kind.ACCESS else roles.CE_LEADERSHIP
+        return "new_request", ("group", approvers)
     if event.to_state == State.TECH_REVIEW and event.from_state != State.TECH_REVIEW:
         return "needs_tech_review", ("group", roles.TECH_REVIEW)
     if event.to_state == State.QUEUED and event.from_state != State.QUEUED:
@@ -60,12 +62,20 @@ def emails_for(audience: Audience, request: Request) -> list[str]:
     return sorted({u.email for u in users.filter(is_active=True) if u.email})
 
 
-def message_for(topic: str, request: Request, event: Event) -> tuple[str, str]:
-    link = settings.PORTAL_BASE_URL.rstrip("/") + reverse("request_detail", args=[request.pk])
-    summary = (
+def summary_of(request: Request) -> str:
+    """ "#12 Create an instance for Acme Corp (acme)"; an access says for whom, to what."""
+    if request.kind == Kind.ACCESS:
+        where = request.target_label + (f" ({request.customer})" if request.customer else "")
+        return f"#{request.pk} Access to {request.scope} for {request.person} on {where}"
+    return (
         f"#{request.pk} {request.get_kind_display()} for {request.customer} "
         f"({request.instance_slug})"
     )
+
+
+def message_for(topic: str, request: Request, event: Event) -> tuple[str, str]:
+    link = settings.PORTAL_BASE_URL.rstrip("/") + reverse("request_detail", args=[request.pk])
+    summary = summary_of(request)
     subjects = {
         "new_request": f"New request to approve: {summary}",
         "needs_tech_review": f"Needs tech review: {summary}",
@@ -86,7 +96,7 @@ def on_event(request: Request, event: Event, now: datetime) -> list[Notification
     if settings.SLACK_APPROVALS:
         # The approval messages in Slack: posted as a stage opens, edited as the request moves.
         created += slack_outbox.on_event(request, event, now)
-    found = topic_for(event)
+    found = topic_for(event, request.kind)
     if found is not None:
         created += _tell_audience(request, event, *found, now)
     for notification in created:
@@ -140,10 +150,7 @@ def on_sla_alerts(
         assignee = request.assignee
         people = {assignee.email} if assignee and assignee.is_active and assignee.email else devops
         due = getattr(request, f"{which}_due_at")
-        subject = (
-            f"{headline}: {which} of #{request.pk} {request.get_kind_display()} for "
-            f"{request.customer} ({request.instance_slug})"
-        )
+        subject = f"{headline}: {which} of {summary_of(request)}"
         link = base + reverse("request_detail", args=[request.pk])
         body = f"{subject}\nDue {due.isoformat() if due else 'n/a'}\n\n{link}"
         channels: list[tuple[str, list[str]]] = [

@@ -80,6 +80,8 @@ def apply_filters(queryset: QuerySet[Request], params: Mapping[str, Any]) -> Que
         queryset = queryset.filter(state=params["state"])  # validated: the lowercase value
     if "kind" in params:
         queryset = queryset.filter(kind=params["kind"])
+    if "category" in params:
+        queryset = queryset.filter(category=params["category"])
     if "instance" in params:
         queryset = queryset.filter(instance_slug__iexact=params["instance"])
     if "external_id" in params:

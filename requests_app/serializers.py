@@ -25,8 +25,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from provisioning import runs
-from provisioning.models import Access, Instance, Run
-from requests_app import validation, workflow
+from provisioning.models import Access, Category, Instance, Run
+from requests_app import access, validation, workflow
 from requests_app.forms import (
     FORMS,
     ActionForm,
@@ -35,7 +35,7 @@ from requests_app.forms import (
     CreateRequestForm,
     ListField,
 )
-from requests_app.models import Event, Kind, Request, State
+from requests_app.models import AccessScope, Event, Kind, Request, State
 from requests_app.sla.status import sla_json
 from requests_app.transitions import RULES
 
@@ -79,6 +79,7 @@ def _from_validation(regex: re.Pattern[str]) -> str:
 SLUG = _from_validation(validation.SLUG)
 ZONE = _from_validation(validation.ZONE)
 VERSION = _from_validation(validation.VERSION)
+PERSON = _from_validation(validation.PERSON)
 
 _OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _IPV4 = f"{_OCTET}(?:\\.{_OCTET}){{3}}"
@@ -198,23 +199,25 @@ class JsonString(JsonField, serializers.Field):
 
 
 def any_case(values: Iterable[str]) -> str:
-    """A pattern of `values` in any case: each ASCII letter as `[xX]` ("queued" also matches
+    """A pattern of `values` (lowercase ASCII letters, digits, `_` and `-`: nothing a pattern
+    reads as syntax outside a class) in any case: each letter as `[xX]` ("queued" also matches
     "QUEUED" and "Queued"), the same for the schema's ECMA 262 and for Python's `re`."""
 
     def letter(char: str) -> str:
         return f"[{char.lower()}{char.upper()}]" if char.isascii() and char.isalpha() else char
 
-    return "|".join("".join(letter(char) for char in re.escape(value)) for value in values)
+    values = list(values)
+    assert all(re.fullmatch("[a-z0-9_-]+", value) for value in values), values
+    return "|".join("".join(letter(char) for char in value) for value in values)
 
 
 class JsonAnyCaseChoice(JsonString):
-    """One of `choices` (their values: lowercase ASCII letters, digits and `_`) in any case; the
+    """One of `choices` (their values: lowercase ASCII letters, digits, `_`, `-`) in any case; the
     value it gives is the choice itself. The schema says it with `any_case`'s pattern (an enum
     cannot say "any case"), and lists the values in the description."""
 
     def __init__(self, choices: Iterable[tuple[str, str]], **kwargs: Any) -> None:
         self.values = [str(value) for value, _ in choices]
-        assert all(re.fullmatch("[a-z0-9_]+", value) for value in self.values), self.values
         listed = ", ".join(self.values)
         kwargs.setdefault("message", f"Choose one of: {listed} (in any case).")
         super().__init__(pattern=any_case(self.values), **kwargs)
@@ -386,8 +389,16 @@ def _flat(value: Any, prefix: str = "") -> Iterator[str]:
 
 # Where a form's help text speaks of the page (lines, text boxes), what the API says instead.
 API_HELP = {
-    "instance": "The instance's slug; for `create` the new slug.",
-    "customer": "Taken from the instance when left out (not for `create`).",
+    "instance": "The instance's slug; for `create` the new slug; for `access` optional (null or "
+    "empty: every instance of the category).",
+    "customer": "Taken from the instance when left out (not for `create`); an `access` without "
+    "an instance has none (leave it out, null or empty).",
+    "person": "`access`: the username or email address of the person who needs it.",
+    "scope": "`access`: what to: `gcp-managed` (the instances' GCP projects) or `vault`.",
+    "category": "`create`: customer (when left out) or internal. `access`: required; the "
+    "category whose instances it covers, which must be the named instance's category.",
+    "expires_at": "`access`: when it ends, in the future; left out: "
+    f"{settings.ACCESS_DEFAULT_DAYS} days after it is granted.",
     "allowed_ip_ranges": "CIDR ranges (host bits zero); required for `ip_allowlist` access.",
     "machine_type": "Recommended from users and repositories when left out.",
     "zone": "A GCP zone; us-central1-f when left out.",
@@ -467,6 +478,8 @@ def _json_field(form_class: type[forms.Form], name: str, field: forms.Field) -> 
     elif name == "target_version":  # CreateRequestForm.clean_target_version, UpgradeRequestForm
         pattern = VERSION if required else f"(?:{VERSION})?"
         message = "Give a version such as 5.3.1."
+    elif name == "person":  # AccessRequestForm.clean_person
+        pattern, message = PERSON, "Give a username or an email address (name@example.com)."
     return JsonString(pattern=pattern, message=message, **text, **common)
 
 
@@ -541,6 +554,12 @@ class RequestFiltersSerializer(serializers.Serializer):
         Kind.choices,
         required=False,
         help_text=f"The kind, in any case: one of {', '.join(Kind.values)}.",
+    )
+    category = JsonAnyCaseChoice(
+        Category.choices,
+        required=False,
+        help_text="The category of the request's instance (or, for an access to a whole "
+        f"category, that category), in any case: one of {', '.join(Category.values)}.",
     )
     external_id = JsonString(
         required=False,
@@ -661,7 +680,13 @@ class RunSerializer(serializers.ModelSerializer):
 
 
 class RequestSerializer(serializers.ModelSerializer):
-    instance = serializers.CharField(source="instance_slug", read_only=True)
+    customer = serializers.SerializerMethodField()
+    instance = serializers.SerializerMethodField()
+    # Blank but for access.
+    scope = serializers.ChoiceField(AccessScope.choices, allow_blank=True, read_only=True)
+    granted_by: "serializers.SlugRelatedField[Any]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     requested_by: "serializers.SlugRelatedField[Any]" = serializers.SlugRelatedField(
         slug_field="username", read_only=True
     )
@@ -703,12 +728,37 @@ class RequestSerializer(serializers.ModelSerializer):
             "target_version",
             "release_published_at",
             "due_at",
+            "category",
+            "person",
+            "scope",
+            "expires_at",
+            "granted_at",
+            "granted_by",
             "sla",
             "events",
             "runs",
             "allowed_actions",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(
+        serializers.CharField(
+            allow_null=True,
+            help_text="The instance's slug (for `create`, the new one); null for an `access` "
+            "to every instance of its category.",
+        )
+    )
+    def get_instance(self, obj: Request) -> str | None:
+        return obj.instance_slug or None
+
+    @extend_schema_field(
+        serializers.CharField(
+            allow_null=True,
+            help_text="null for an `access` to every instance of its category.",
+        )
+    )
+    def get_customer(self, obj: Request) -> str | None:
+        return obj.customer or None
 
     @extend_schema_field(SlaSerializer)
     def get_sla(self, obj: Request) -> dict[str, Any]:
@@ -759,6 +809,7 @@ class InstanceSerializer(serializers.ModelSerializer):
         fields = [
             "slug",
             "customer",
+            "category",
             "status",
             "gcp_project",
             "zone",
@@ -775,3 +826,90 @@ class InstanceSerializer(serializers.ModelSerializer):
             "verified_at",
         ]
         read_only_fields = fields
+
+
+class InstanceFiltersSerializer(serializers.Serializer):
+    """The filters of GET /api/v1/instances/."""
+
+    category = JsonAnyCaseChoice(
+        Category.choices,
+        required=False,
+        help_text=f"The category, in any case: one of {', '.join(Category.values)}.",
+    )
+
+
+class AccessFiltersSerializer(serializers.Serializer):
+    """The filters of GET /api/v1/access/. They combine."""
+
+    category = JsonAnyCaseChoice(
+        Category.choices,
+        required=False,
+        help_text=f"The category, in any case: one of {', '.join(Category.values)}.",
+    )
+    scope = JsonAnyCaseChoice(
+        AccessScope.choices,
+        required=False,
+        help_text=f"What it grants, in any case: one of {', '.join(AccessScope.values)}.",
+    )
+    person = JsonString(
+        required=False,
+        help_text="Part of the person's username or email address, in any case. Blank: no filter.",
+    )
+    expired = QueryBoolean(
+        required=False,
+        help_text="true: the grants that have ended instead (the latest to end first); "
+        "false or left out: the grants in force.",
+    )
+
+
+class AccessGrantSerializer(serializers.ModelSerializer):
+    """One grant: an access request that DevOps completed."""
+
+    request = serializers.IntegerField(source="pk", read_only=True, help_text="The request.")
+    instance = serializers.SerializerMethodField()
+    customer = serializers.SerializerMethodField()
+    requested_by: "serializers.SlugRelatedField[Any]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    granted_by: "serializers.SlugRelatedField[Any]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    days_left = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Request
+        fields = [
+            "request",
+            "person",
+            "scope",
+            "category",
+            "instance",
+            "customer",
+            "requested_by",
+            "granted_by",
+            "granted_at",
+            "expires_at",
+            "days_left",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(
+        serializers.CharField(allow_null=True, help_text="null: every instance of the category.")
+    )
+    def get_instance(self, obj: Request) -> str | None:
+        return obj.instance_slug or None
+
+    @extend_schema_field(
+        serializers.CharField(allow_null=True, help_text="null: every instance of the category.")
+    )
+    def get_customer(self, obj: Request) -> str | None:
+        return obj.customer or None
+
+    @extend_schema_field(
+        serializers.IntegerField(
+            help_text="Days until it ends, rounded up (1 on its last day); 0 or less once "
+            "it has ended."
+        )
+    )
+    def get_days_left(self, obj: Request) -> int:
+        return access.days_left(obj, self.context["now"])

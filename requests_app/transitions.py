@@ -3,13 +3,19 @@
 Pages, the API, the importer and the tests all read this table; nothing else decides.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import chain
 
 from portal import roles
 from requests_app.models import OPEN_STATES, PROVISIONING_KINDS, Kind, Request, State
 
-# approve routes by the request: non-standard ones go through Tech Review first.
+# approve routes by the request: non-standard ones go through Tech Review first...
 BY_STANDARD = "by_standard"
+# ...but for these kinds approval is the one decision (access: "with manager approval").
+NO_TECH_REVIEW = (Kind.ACCESS,)
+# Access is granted with a manager's approval, not CE Leadership's.
+MANAGERS_DECIDE: dict[str, tuple[str, ...]] = {Kind.ACCESS: (roles.MANAGERS,)}
 
 
 @dataclass(frozen=True)
@@ -22,11 +28,18 @@ class Rule:
     kinds: tuple[str, ...] = field(default=tuple(Kind))  # the kinds it applies to
     label: str = ""
     style: str = ""  # how the page shows the button: primary / danger / plain
+    # Kinds whose requests this action is for other roles than `roles` (access: Managers).
+    roles_by_kind: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def roles_for(self, kind: str) -> tuple[str, ...]:
+        """The roles that may take this action on a request of `kind`."""
+        return self.roles_by_kind.get(kind, self.roles)
 
     def next_state(self, request: Request) -> str:
         target = self.moves[request.state]
         if target == BY_STANDARD:
-            return State.QUEUED if request.standard else State.TECH_REVIEW
+            standard = request.standard or request.kind in NO_TECH_REVIEW
+            return State.QUEUED if standard else State.TECH_REVIEW
         return target
 
 
@@ -44,6 +57,7 @@ RULES = {
             not_requester=True,
             label="Approve",
             style="primary",
+            roles_by_kind=MANAGERS_DECIDE,
         ),
         Rule(
             "reject",
@@ -52,6 +66,7 @@ RULES = {
             not_requester=True,
             label="Reject",
             style="danger",
+            roles_by_kind=MANAGERS_DECIDE,
         ),
         Rule(
             "tech_approve",
@@ -157,5 +172,16 @@ RULES = {
 ACTIONS = tuple(RULES)
 RUN_ACTIONS = ("plan", "confirm", "discard", "retry")
 FILE_ROLES = (roles.CE, roles.SALES)
+# Kinds that other roles may file too: anyone may ask for access (for themselves or others).
+FILE_ROLES_BY_KIND: dict[str, tuple[str, ...]] = {Kind.ACCESS: roles.ALL_ROLES}
+
+
+def file_roles(kind: str) -> tuple[str, ...]:
+    """Who may file a request of `kind`."""
+    return FILE_ROLES_BY_KIND.get(kind, FILE_ROLES)
+
+
+# Who may file a request of some kind (the "New request" page).
+ANY_FILE_ROLES = tuple(dict.fromkeys(chain(FILE_ROLES, *FILE_ROLES_BY_KIND.values())))
 COMMENT_ROLES = tuple(r for r in roles.ALL_ROLES if r != roles.MANAGERS)
 READ_ROLES = roles.ALL_ROLES

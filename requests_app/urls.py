@@ -14,6 +14,7 @@ urlpatterns = [
     path("requests/<int:pk>/runs/", views.request_runs, name="request_runs"),
     path("approvals/", views.approvals, name="approvals"),
     path("queue/", views.devops_queue, name="devops_queue"),
+    path("access/", views.access_list, name="access_list"),
     path("instances/", views.instance_list, name="instance_list"),
     path("instances/<str:slug>/", views.instance_detail, name="instance_detail"),
     path("instances/<str:slug>/verify/", views.instance_verify, name="instance_verify"),

@@ -22,6 +22,9 @@ PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
 SLUG = re.compile(SLUG_PATTERN)
 VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?$")  # as people type it; stored without v
 ZONE = re.compile(ZONE_PATTERN)
+# Who an access request is for: a username, or an email address (a name, @, a domain with a
+# dot). Strict and linear (no nested repetition), so the API's schema can say the same.
+PERSON = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*(?:@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)?$")
 
 
 def slug_errors(slug: str, prefix: str) -> list[str]:

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.core.exceptions import PermissionDenied
@@ -29,6 +30,7 @@ from provisioning.models import (
     NETWORK_USD,
     STORAGE_USD,
     WEEKDAYS,
+    Category,
     Instance,
     InstanceStatus,
     Run,
@@ -41,18 +43,24 @@ from provisioning.verify import (
     observe_instance,
     status_from,
 )
-from requests_app import history, search, validation, workflow
+from requests_app import access, history, search, validation, workflow
 from requests_app.forms import FORMS, ActionForm, CommentForm
 from requests_app.models import (
     OPEN_STATES,
     PROVISIONING_KINDS,
+    AccessScope,
     Event,
     Kind,
     Notification,
     Request,
     State,
 )
-from requests_app.serializers import RequestFiltersSerializer, check_json, error_messages
+from requests_app.serializers import (
+    AccessFiltersSerializer,
+    RequestFiltersSerializer,
+    check_json,
+    error_messages,
+)
 from requests_app.sla import policies, status
 from requests_app.transitions import RULES, Rule
 
@@ -69,6 +77,8 @@ KIND_HELP: dict[str, str] = {
     Kind.UPGRADE: "Move an instance to a newer release (within a week of the release).",
     Kind.ENABLE_EXECUTORS: "Turn on executors for an instance.",
     Kind.FEATURE: "Anything else the customer needs from DevOps.",
+    Kind.ACCESS: "Access for a person to the GCP projects or Vault secrets of one instance, or "
+    "of every customer or internal instance; a manager approves it.",
 }
 
 
@@ -117,7 +127,7 @@ def home(request: HttpRequest) -> HttpResponse:
 # The filters the list pages take from their query string: the API's (docs/api.md), validated
 # by the same serializer and applied by the same function, so a filtered list's URL can be
 # bookmarked and means what it means in the API.
-LIST_FILTERS = ("q", "customer", "assignee", "instance", "state", "kind")
+LIST_FILTERS = ("q", "customer", "assignee", "instance", "state", "kind", "category")
 
 
 def request_list(request: HttpRequest, mine: bool = False) -> HttpResponse:
@@ -138,7 +148,7 @@ def request_list(request: HttpRequest, mine: bool = False) -> HttpResponse:
     page.object_list = with_timers(page.object_list)
     # What the form shows: as typed, but a valid state or kind as its value (the select's).
     shown: dict[str, str] = {**given}
-    shown.update({name: params[name] for name in ("state", "kind") if name in params})
+    shown.update({name: params[name] for name in ("state", "kind", "category") if name in params})
     kept = QueryDict(mutable=True)
     kept.update(given)
     return render(
@@ -149,6 +159,7 @@ def request_list(request: HttpRequest, mine: bool = False) -> HttpResponse:
             "mine": mine,
             "states": State.choices,
             "kinds": Kind.choices,
+            "categories": Category.choices,
             "filters": shown,
             "filter_errors": errors,
             # The pager's links: the filters and the page, nothing else of the query string.
@@ -165,17 +176,21 @@ def my_requests(request: HttpRequest) -> HttpResponse:
 
 
 def new_request_choose(request: HttpRequest) -> HttpResponse:
-    if not workflow.can_file(request.user):
-        raise PermissionDenied("Only CE and Sales file requests.")
-    kinds = [(value, label, KIND_HELP[value]) for value, label in Kind.choices]
+    if not workflow.can_file_any(request.user):
+        raise PermissionDenied("Your role may not file requests.")
+    kinds = [
+        (value, label, KIND_HELP[value])
+        for value, label in Kind.choices
+        if workflow.can_file(request.user, value)
+    ]
     return render(request, "requests_app/new_request_choose.html", {"kinds": kinds})
 
 
 def new_request(request: HttpRequest, kind: str) -> HttpResponse:
     if kind not in FORMS:
         raise Http404("No such request kind.")
-    if not workflow.can_file(request.user):
-        raise PermissionDenied("Only CE and Sales file requests.")
+    if not workflow.can_file(request.user, kind):
+        raise PermissionDenied(workflow.file_refusal(kind))
     form_class = FORMS[kind]
     if request.method == "POST":
         form = form_class(data=request.POST)
@@ -187,12 +202,17 @@ def new_request(request: HttpRequest, kind: str) -> HttpResponse:
                     for error in errors:
                         form.add_error(field if field in form.fields else None, error)
             else:
+                approvers = "a manager" if kind == Kind.ACCESS else "CE Leadership"
                 messages.success(
-                    request, f"Request #{created.pk} filed; CE Leadership will review it."
+                    request, f"Request #{created.pk} filed; {approvers} will review it."
                 )
                 return redirect("request_detail", pk=created.pk)
     else:
-        form = form_class(initial={"instance": request.GET.get("instance", "")})
+        initial = {"instance": request.GET.get("instance", "")}
+        named = instances.live(initial["instance"]) if initial["instance"] else None
+        if kind == Kind.ACCESS and named is not None:
+            initial["category"] = named.category
+        form = form_class(initial=initial)
     live = Instance.objects.live().order_by("slug")
     context = {
         "form": form,
@@ -264,7 +284,8 @@ def _int_or_none(value: str | None) -> int | None:
 def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     target = with_timers([get_request_for_user(request, pk)])[0]
     allowed = workflow.allowed_actions(request.user, target)
-    runs_part = runs_context(target, request.user) if target.kind != Kind.FEATURE else {}
+    provisioning = target.kind in PROVISIONING_KINDS
+    runs_part = runs_context(target, request.user) if provisioning else {}
     events = list(target.events.all())
     context = {
         "req": target,
@@ -275,6 +296,8 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
         # What the person typed before an action failed and came back here (request_action).
         "action_form": ActionForm(initial=request.session.pop(draft_key(pk), None)),
         "is_requester": target.requested_by_id == request.user.pk,
+        "provisioning": provisioning,
+        "access_default_days": settings.ACCESS_DEFAULT_DAYS,
         **holder_context(request.user, target, allowed),
         **runs_part,
         **confirm_context(target),
@@ -422,7 +445,7 @@ def forbidden_message(user: "AnyUser", rule: Rule, target: Request, error: str) 
     own words (the requester rule, the second person of a destructive confirm)."""
     if user.is_active and workflow.role_allows(user, rule, target):
         return error
-    who = [*rule.roles, *(["the requester"] if rule.requester_may else [])]
+    who = [*rule.roles_for(target.kind), *(["the requester"] if rule.requester_may else [])]
     return f"Only {' or '.join(who)} may {ACTION_WORDS[rule.action].may}."
 
 
@@ -529,20 +552,38 @@ def request_comment(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def approvals(request: HttpRequest) -> HttpResponse:
+    """Each approver's inbox: what waits for their decision, the oldest first. Access requests
+    wait for Managers (their one decision), everything else for CE Leadership, then (when
+    non-standard) Tech Review."""
     user = request.user
-    sections: list[tuple[str, str, str]] = []
+    waiting = Request.objects.with_related().order_by("created_at", "id")
+    sections: list[tuple[str, str, QuerySet[Request]]] = []
     if roles.has_role(user, roles.CE_LEADERSHIP):
-        sections.append(("CE Leadership approval", "approve", State.PENDING_APPROVAL))
-    if roles.has_role(user, roles.TECH_REVIEW):
-        sections.append(("Tech review", "tech_approve", State.TECH_REVIEW))
-    if not sections:
-        raise PermissionDenied("The approvals inbox is for CE Leadership and Tech Review.")
-    inbox = []
-    for title, action, state in sections:
-        rows = with_timers(
-            Request.objects.with_related().filter(state=state).order_by("created_at", "id")
+        sections.append(
+            (
+                "CE Leadership approval",
+                "approve",
+                waiting.filter(state=State.PENDING_APPROVAL).exclude(kind=Kind.ACCESS),
+            )
         )
-        inbox.append({"title": title, "action": action, "requests": rows})
+    if roles.has_role(user, roles.TECH_REVIEW):
+        sections.append(("Tech review", "tech_approve", waiting.filter(state=State.TECH_REVIEW)))
+    if roles.has_role(user, roles.MANAGERS):
+        sections.append(
+            (
+                "Access requests (manager approval)",
+                "approve",
+                waiting.filter(state=State.PENDING_APPROVAL, kind=Kind.ACCESS),
+            )
+        )
+    if not sections:
+        raise PermissionDenied(
+            "The approvals inbox is for CE Leadership, Tech Review and Managers."
+        )
+    inbox = [
+        {"title": title, "action": action, "requests": with_timers(rows)}
+        for title, action, rows in sections
+    ]
     return render(request, "requests_app/approvals.html", {"inbox": inbox})
 
 
@@ -621,11 +662,13 @@ GCP_CONSOLE = "https://console.cloud.google.com/home/dashboard?project={project}
 GCP_LOGS = "https://console.cloud.google.com/logs/query?project={project}"
 
 
-def request_links(instance: Instance) -> list[tuple[str, str, str]]:
+def request_links(instance: Instance, user: "AnyUser") -> list[tuple[str, str, str]]:
     """(kind, label, URL of the form prefilled with the instance) of the requests its status
-    allows."""
+    allows and this person may file."""
     found: list[tuple[str, str, str]] = []
     for kind, label in INSTANCE_REQUESTS.items():
+        if not workflow.can_file(user, kind):
+            continue
         allowed = FORMS[kind].allowed_statuses
         if allowed is not None and instance.status not in allowed:
             continue
@@ -648,7 +691,7 @@ def instance_detail(request: HttpRequest, slug: str) -> HttpResponse:
     )
     live = instance.status != InstanceStatus.TORN_DOWN
     project = quote(instance.gcp_project)
-    can_file = workflow.can_file(request.user) and live
+    links = request_links(instance, request.user) if live else []
     return render(
         request,
         "requests_app/instance_detail.html",
@@ -667,8 +710,8 @@ def instance_detail(request: HttpRequest, slug: str) -> HttpResponse:
             else [],
             "console_url": GCP_CONSOLE.format(project=project) if live else "",
             "logs_url": GCP_LOGS.format(project=project) if live else "",
-            "can_file": can_file,
-            "request_links": request_links(instance) if can_file else [],
+            "can_file": bool(links),
+            "request_links": links,
             # The form refuses a second provisioning request while one is open: say so instead.
             "open_request": next(
                 (r for r in related if r.is_open and r.kind in PROVISIONING_KINDS), None
@@ -738,3 +781,47 @@ def instance_verify(request: HttpRequest, slug: str) -> HttpResponse:
         else f"A verification of {slug} is already queued or running.",
     )
     return redirect("instance_detail", slug=slug)
+
+
+# Rows the Access page shows a page.
+ACCESS_ROWS = 50
+
+
+def access_list(request: HttpRequest) -> HttpResponse:
+    """Who holds which access now (the grants in force, the first to end first), or the grants
+    that have ended (`expired=true`), filtered as GET /api/v1/access/ is, by the same rules."""
+    require_reader(request.user)
+    now = timezone.now()
+    names = ("category", "scope", "person", "expired")
+    given = {name: value for name in names if (value := request.GET.get(name, "").strip())}
+    errors: dict[str, list[str]] = {}
+    try:
+        params = check_json(AccessFiltersSerializer, given)
+    except ValidationError as exc:
+        errors, params = error_messages(exc.detail), {}
+    ended = bool(params.get("expired"))
+    rows = access.filtered(access.expired(now) if ended else access.active(now), params)
+    if errors:
+        rows = rows.none()
+    page = Paginator(rows, ACCESS_ROWS).get_page(request.GET.get("page"))
+    grants = [(grant, access.days_left(grant, now)) for grant in page.object_list]
+    kept = QueryDict(mutable=True)
+    kept.update(given)
+    shown: dict[str, str] = {**given}
+    shown.update({name: params[name] for name in ("category", "scope") if name in params})
+    return render(
+        request,
+        "requests_app/access_list.html",
+        {
+            "page": page,
+            "grants": grants,
+            "ended": ended,
+            "filters": shown,
+            "filter_errors": errors,
+            "filter_query": kept,
+            "categories": Category.choices,
+            "scopes": AccessScope.choices,
+            "can_ask": workflow.can_file(request.user, Kind.ACCESS),
+        },
+        status=400 if errors else 200,
+    )

@@ -7,9 +7,10 @@ and writes the history event in the same transaction. Pages, the API and the imp
 """
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeGuard
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import IntegrityError, transaction
 from django.db.models import F, Field
@@ -17,7 +18,14 @@ from django.utils import timezone
 
 from portal import roles
 from provisioning import instances, outcomes, runs, verify
-from provisioning.models import Instance, InstanceStatus, Run, RunState, project_id_for
+from provisioning.models import (
+    Category,
+    Instance,
+    InstanceStatus,
+    Run,
+    RunState,
+    project_id_for,
+)
 from requests_app import notifications, signals
 from requests_app.models import (
     FINAL_STATES,
@@ -31,7 +39,14 @@ from requests_app.models import (
     State,
 )
 from requests_app.sla import timers
-from requests_app.transitions import COMMENT_ROLES, FILE_ROLES, RULES, RUN_ACTIONS, Rule
+from requests_app.transitions import (
+    ANY_FILE_ROLES,
+    COMMENT_ROLES,
+    RULES,
+    RUN_ACTIONS,
+    Rule,
+    file_roles,
+)
 
 if TYPE_CHECKING:
     from portal.roles import AnyUser
@@ -65,7 +80,7 @@ def role_allows(user: "AnyUser", rule: Rule, request: Request) -> bool:
     """The role half of the check (403): may this person ever take this action here?"""
     if rule.requester_may and request.requested_by_id == user.pk:
         return True
-    return roles.has_role(user, *rule.roles)
+    return roles.has_role(user, *rule.roles_for(request.kind))
 
 
 def check_action(user: "AnyUser", request: Request, action: str) -> Rule:
@@ -135,8 +150,21 @@ def allowed_actions(user: "AnyUser", request: Request) -> list[str]:
     return allowed
 
 
-def can_file(user: "AnyUser") -> TypeGuard[User]:
-    return roles.has_role(user, *FILE_ROLES)
+def can_file(user: "AnyUser", kind: str) -> TypeGuard[User]:
+    """May this person file a request of `kind` (CE and Sales; access: any role)?"""
+    return roles.has_role(user, *file_roles(kind))
+
+
+def can_file_any(user: "AnyUser") -> TypeGuard[User]:
+    """May this person file a request of some kind (the "New request" page)?"""
+    return roles.has_role(user, *ANY_FILE_ROLES)
+
+
+def file_refusal(kind: str) -> str:
+    """Why a person may not file a request of `kind`."""
+    if kind == Kind.ACCESS:
+        return "Your account has no role in the portal, so it may not ask for access."
+    return f"Only {' and '.join(file_roles(kind))} file requests."
 
 
 def can_comment(user: "AnyUser") -> TypeGuard[User]:
@@ -152,6 +180,7 @@ def can_read(user: "AnyUser") -> bool:
 
 FIELDS_BY_KIND: dict[str, tuple[str, ...]] = {
     Kind.CREATE: (
+        "category",
         "machine_type",
         "zone",
         "access",
@@ -161,7 +190,10 @@ FIELDS_BY_KIND: dict[str, tuple[str, ...]] = {
         "target_version",
     ),
     Kind.UPGRADE: ("target_version", "release_published_at"),
+    Kind.ACCESS: ("person", "scope", "category", "expires_at"),
 }
+# Access requests have one decision, a manager's: never tech review, so no reasons to give.
+NO_REASONS = (Kind.ACCESS,)
 
 
 def file_request(
@@ -173,23 +205,28 @@ def file_request(
     notify: bool = True,
     external_id: str | None = None,
 ) -> Request:
-    """File a validated request (`cleaned` comes from the kind's form)."""
+    """File a validated request (`cleaned` comes from the kind's form). A request about an
+    existing instance takes its category; a create or an access for a whole category takes the
+    one given (default: customer)."""
     now = now or timezone.now()
-    if not can_file(user):
-        raise Forbidden("Only CE and Sales file requests.")
-    reasons = sorted(set(cleaned.get("non_standard_reasons") or []))
+    if not can_file(user, kind):
+        raise Forbidden(file_refusal(kind))
+    reasons = [] if kind in NO_REASONS else sorted(set(cleaned.get("non_standard_reasons") or []))
     fields = {name: cleaned[name] for name in FIELDS_BY_KIND.get(kind, ()) if name in cleaned}
     if kind == Kind.UPGRADE and not fields.get("release_published_at"):
         fields["release_published_at"] = now
-    slug = cleaned["instance"]
+    slug = cleaned.get("instance") or ""
     instance = None
-    if kind != Kind.CREATE:
+    if kind != Kind.CREATE and slug:
         instance = instances.live(slug)
+    fields["category"] = (
+        instance.category if instance is not None else fields.get("category") or Category.CUSTOMER
+    )
     try:
         with transaction.atomic():
             request = Request(
                 kind=kind,
-                customer=cleaned["customer"],
+                customer=cleaned.get("customer") or "",
                 instance_slug=slug,
                 instance=instance,
                 justification=cleaned.get("justification", ""),
@@ -314,6 +351,7 @@ def file_maintenance_upgrade(
         customer=instance.customer,
         instance_slug=instance.slug,
         instance=instance,
+        category=instance.category,
         justification=justification,
         requested_by=portal_user,
         created_at=now,
@@ -436,6 +474,14 @@ def perform(
             if due_at <= now:
                 raise Invalid("The target must be in the future.", {"due_at": ["Past date."]})
             changes["target_due_at"] = due_at
+        if action == "complete" and request.kind == Kind.ACCESS:
+            grant = _grant(request, user, now, imported)
+            changes.update(grant)
+            data["granted"] = {name: _plain(value) for name, value in grant.items()}
+            data["granted"]["granted_by"] = user.get_username()
+            typed = (comment or "").strip()
+            said = grant_words(request, grant["expires_at"])
+            comment = f"{said}\n\n{typed}" if typed else said
         if action in ("reject", "tech_reject") and not imported and not (comment or "").strip():
             raise Invalid(
                 "Say why the request is rejected.",
@@ -485,6 +531,27 @@ def perform(
     return request
 
 
+def _grant(request: Request, user: User, now: datetime, imported: bool) -> dict[str, Any]:
+    """What `complete` of an access request records: who granted it, when, and until when
+    (the expiry asked for, else ACCESS_DEFAULT_DAYS from now). An expiry asked for that has
+    passed by the time of the grant is a 409: the requester files again with a new one."""
+    expires = request.expires_at or now + timedelta(days=settings.ACCESS_DEFAULT_DAYS)
+    if expires <= now and not imported:
+        when = timezone.localtime(expires).strftime("%Y-%m-%d %H:%M %Z")
+        raise Conflict(
+            f"The access was asked for until {when}, which has passed: nothing to grant. "
+            "Cancel the request and file a new one with a later expiry.",
+            {"expires_at": [f"{when} has passed."]},
+        )
+    return {"granted_at": now, "granted_by": user, "expires_at": expires}
+
+
+def grant_words(request: Request, expires_at: datetime) -> str:
+    """ "granted vault to jo@example.com until 2027-02-26 10:00 PST" (the history's words)."""
+    until = timezone.localtime(expires_at).strftime("%Y-%m-%d %H:%M %Z")
+    return f"granted {request.scope} to {request.person} until {until}"
+
+
 def devops_members() -> list[User]:
     """Who may hold a request: the active members of DevOps, by username."""
     return list(
@@ -513,9 +580,12 @@ def devops_member(username: str | None) -> User | None:
 
 
 def _record_decision(request: Request, user: User, action: str, now: datetime) -> None:
-    stage = (
-        Approval.Stage.LEADERSHIP if action in ("approve", "reject") else Approval.Stage.TECH_REVIEW
-    )
+    if request.kind == Kind.ACCESS:
+        stage = Approval.Stage.MANAGERS
+    elif action in ("approve", "reject"):
+        stage = Approval.Stage.LEADERSHIP
+    else:
+        stage = Approval.Stage.TECH_REVIEW
     Approval.objects.create(
         request=request,
         stage=stage,
@@ -583,7 +653,7 @@ def apply_outcome(
             Request.objects.filter(pk=request.pk).update(instance=instance)
             request.instance = instance
         return
-    if request.instance is not None and request.kind != Kind.FEATURE:
+    if request.instance is not None and request.kind in PROVISIONING_KINDS:
         changes: dict[str, Any] = {"version": request.target_version}
         if reading is not None and request.kind == Kind.SUSPEND:
             changes["snapshot"] = reading.snapshots[-1]
@@ -599,6 +669,7 @@ def instance_fields(request: Request) -> dict[str, Any]:
         return field.default
 
     return {
+        "category": request.category or default("category"),
         "zone": request.zone or default("zone"),
         "machine_type": request.machine_type or default("machine_type"),
         "access": request.access or default("access"),

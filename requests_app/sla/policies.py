@@ -30,6 +30,7 @@ DEFAULT_POLICIES: dict[str, tuple[tuple[timedelta | None, str], tuple[timedelta 
     Kind.ENABLE_EXECUTORS: ((timedelta(hours=24), CALENDAR), (timedelta(days=15), WORKING)),
     Kind.UPGRADE: ((None, CALENDAR), (timedelta(days=7), CALENDAR)),
     Kind.FEATURE: ((timedelta(hours=24), CALENDAR), (None, TARGET_DATE)),
+    Kind.ACCESS: ((timedelta(hours=24), CALENDAR), (timedelta(days=15), WORKING)),
 }
 
 Policies = dict[str, SlaPolicy]

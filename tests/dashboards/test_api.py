@@ -53,6 +53,7 @@ def test_every_role_reads_the_summary(users, who):
         "until",
         "kind",
         "customer",
+        "category",
         "kinds",
         "total",
         "incidents",

@@ -132,6 +132,7 @@ def test_summary_json_rounds_the_figures(users, march):
         "upgrade",
         "enable_executors",
         "feature",
+        "access",
     }
     assert body["kinds"]["create"] == {
         "count": 5,

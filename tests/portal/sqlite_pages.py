@@ -38,6 +38,26 @@ workflow.perform(people["lead"], suspend.pk, "approve", notify=False)
 workflow.perform(people["devops"], suspend.pk, "pick_up", notify=False, queue_jobs=False)
 workflow.perform(people["devops"], suspend.pk, "plan", notify=False, queue_jobs=False)
 workflow.add_comment(people["devops"], suspend.pk, "Snapshot first.", notify=False)
+# An access to every internal instance, granted, and one to acme waiting for a manager.
+form = FORMS["access"](
+    data={"person": "jo", "scope": "vault", "category": "internal", "justification": "on call"}
+)
+assert form.is_valid(), form.errors
+grant = workflow.file_request(people["ce"], "access", form.cleaned_data, notify=False)
+workflow.perform(people["manager"], grant.pk, "approve", notify=False)
+workflow.perform(people["devops"], grant.pk, "pick_up", notify=False)
+workflow.perform(people["devops"], grant.pk, "complete", notify=False)
+form = FORMS["access"](
+    data={
+        "person": "jo@example.com",
+        "scope": "gcp-managed",
+        "category": "customer",
+        "instance": "acme",
+        "justification": "debug",
+    }
+)
+assert form.is_valid(), form.errors
+asked = workflow.file_request(people["ce"], "access", form.cleaned_data, notify=False)
 release, _ = opening.record("6.1.0", timezone.now(), open_requests=False)
 incident = incident_workflow.open_incident(
     people["ce"], title="Search is slow", severity="sev2", instances=[acme], notify=False
@@ -51,7 +71,9 @@ pages = {
         "/requests/new/",
         "/requests/new/create/",
         "/requests/new/suspend/",
+        "/requests/new/access/",
         f"/requests/{suspend.pk}/",
+        f"/requests/{grant.pk}/",
         "/instances/acme/",
         "/releases/",
         "/incidents/new/",
@@ -69,7 +91,14 @@ pages = {
         "/instances/initech/",
         "/dashboards/board/",
         "/dashboards/fleet/",
+        "/dashboards/fleet/?category=internal",
         "/dashboards/sla/",
+        "/dashboards/sla/?category=internal",
+        "/access/",
+        "/access/?expired=true&category=internal",
+        "/api/v1/access/",
+        "/api/v1/instances/?category=Internal",
+        "/api/v1/requests/?category=internal",
         "/releases/",
         "/releases/6.1.0/",
         "/audit/",
@@ -83,8 +112,12 @@ pages = {
         f"/api/v1/incidents/{incident.pk}/",
     ],
     "manager": [
+        "/approvals/",
+        f"/requests/{asked.pk}/",
+        "/access/",
         "/dashboards/sla/",
         "/dashboards/sla/export.csv",
+        "/dashboards/sla/export.csv?category=internal",
         "/dashboards/board/",
         "/requests/",
         "/incidents/",

@@ -273,4 +273,20 @@ def test_the_policy_list_reads_in_words(admin_client):
     html = listing.content.decode()
     assert "24 hours" in html and "15 working days" in html
     assert "7 calendar days" in html and "until the target date" in html
-    assert SlaPolicy.objects.count() == 7
+    # One row per kind, access included (its own migration added it), each editable here.
+    assert set(SlaPolicy.objects.values_list("kind", flat=True)) == {
+        "create",
+        "suspend",
+        "resume",
+        "teardown",
+        "upgrade",
+        "enable_executors",
+        "feature",
+        "access",
+    }
+    access = SlaPolicy.objects.get(kind="access")
+    assert (access.response_target, access.resolution_target) == (
+        timedelta(hours=24),
+        timedelta(days=15),
+    )
+    assert (access.response_mode, access.resolution_mode) == ("calendar", "working")

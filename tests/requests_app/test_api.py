@@ -24,7 +24,16 @@ pytestmark = pytest.mark.clock
 
 # -- helpers shared by the request API tests ---------------------------------------------------
 
-KINDS = ["create", "suspend", "resume", "teardown", "upgrade", "enable_executors", "feature"]
+KINDS = [
+    "create",
+    "suspend",
+    "resume",
+    "teardown",
+    "upgrade",
+    "enable_executors",
+    "feature",
+    "access",
+]
 # The instance status each kind needs to be filed against.
 INSTANCE_STATUS_FOR = {
     "suspend": "active",
@@ -33,6 +42,7 @@ INSTANCE_STATUS_FOR = {
     "upgrade": "active",
     "enable_executors": "active",
     "feature": "active",
+    "access": "active",
 }
 _numbers = itertools.count(1)
 
@@ -72,6 +82,9 @@ def payload(kind, slug, **extra):
         data["confirm"] = slug
     elif kind == "upgrade":
         data["target_version"] = "6.0.0"
+    elif kind == "access":
+        data.update(person="jo@example.com", scope="vault", category="customer")
+        del data["non_standard_reasons"]  # access has one decision: no tech review
     data.update(extra)
     return data
 
@@ -105,12 +118,14 @@ def request_in_state(users, state, *, kind="create", requester=None, slug=None, 
     def act(user, action, **kwargs):
         workflow.perform(user, request.pk, action, **kwargs)
 
+    # Access requests are approved by Managers, the others by CE Leadership.
+    approver = users["manager"] if kind == "access" else users["lead"]
     if state == State.REJECTED:
-        act(users["lead"], "reject", comment="Not this quarter.")
+        act(approver, "reject", comment="Not this quarter.")
     elif state == State.CANCELLED:
         act(requester, "cancel")
     elif state != State.PENDING_APPROVAL:
-        act(users["lead"], "approve")
+        act(approver, "approve")
         if not standard and state != State.TECH_REVIEW:
             act(users["reviewer"], "tech_approve")
         if state in (State.IN_PROGRESS, State.WAITING_ON_CUSTOMER, State.DONE):
@@ -191,8 +206,10 @@ def test_filing_each_kind_answers_201_with_the_request(users, kind):
     assert (stored.kind, stored.instance_slug, stored.requested_by) == (kind, slug, users["ce"])
     if kind != "create":
         assert stored.instance == Instance.objects.get(slug=slug)
+    # A manager decides access requests; the rest they only read.
+    decides = ["approve", "reject"] if kind == "access" else []
     assert api(users["manager"]).get(f"/api/v1/requests/{body['id']}/").json() == body | {
-        "allowed_actions": []
+        "allowed_actions": decides
     }
 
 
@@ -1065,8 +1082,9 @@ def test_every_operation_documents_its_errors_in_the_error_body(users):
             "409",
         },
         ("/api/v1/requests/{id}/comments/", "post"): {"400", "401", "403", "404"},
-        ("/api/v1/instances/", "get"): {"401", "403", "404"},
+        ("/api/v1/instances/", "get"): {"400", "401", "403", "404"},
         ("/api/v1/instances/{slug}/", "get"): {"401", "403", "404"},
+        ("/api/v1/access/", "get"): {"400", "401", "403", "404"},
         ("/api/v1/sla/summary/", "get"): {"400", "401", "403"},
     }
     for (path, method), codes in expected.items():

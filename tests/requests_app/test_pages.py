@@ -150,9 +150,11 @@ def test_a_stale_action_comes_back_to_the_request_page_saying_who_acted(client, 
 @pytest.mark.parametrize(
     "url_name,allowed",
     [
-        ("approvals", {"lead", "reviewer"}),
+        # Managers approve access requests.
+        ("approvals", {"lead", "reviewer", "manager"}),
         ("devops_queue", {"devops", "devops2"}),
-        ("new_request_choose", {"ce", "sales"}),
+        # Every role may ask for access (the page then offers only that kind).
+        ("new_request_choose", {"ce", "sales", "lead", "reviewer", "devops", "devops2", "manager"}),
     ],
 )
 def test_role_pages_are_for_their_roles(client, users, url_name, allowed):

@@ -92,6 +92,7 @@ def seed(users):
         make_instance("globex", status="suspended").slug,
         make_instance("initech", executors_enabled=True).slug,
         make_instance("oldco", status="torn_down").slug,
+        make_instance("dogfood", category="internal").slug,
     ]
     ids = []
     for state, kind in [
@@ -107,6 +108,9 @@ def seed(users):
         (State.DONE, "resume"),
         (State.REJECTED, "feature"),
         (State.CANCELLED, "create"),
+        (State.PENDING_APPROVAL, "access"),
+        (State.IN_PROGRESS, "access"),
+        (State.DONE, "access"),
     ]:
         request = request_in_state(users, state, kind=kind)
         ids.append(request.pk)
