@@ -4,15 +4,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('requests_app', '0009_access_sla_policy'),
+        ("requests_app", "0009_access_sla_policy"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='slackmessage',
-            name='stage',
-            field=models.CharField(choices=[('leadership', 'CE Leadership'), ('tech_review', 'Tech Review'), ('managers', 'Managers')], max_length=20),
+            model_name="slackmessage",
+            name="stage",
+            field=models.CharField(
+                choices=[
+                    ("leadership", "CE Leadership"),
+                    ("tech_review", "Tech Review"),
+                    ("managers", "Managers"),
+                ],
+                max_length=20,
+            ),
         ),
     ]
