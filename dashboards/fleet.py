@@ -40,8 +40,10 @@ def behind(
     mine = parse_version(version)
     if mine is None or latest is None:
         return "unknown", None
-    if mine >= latest:
+    if mine == latest:
         return "latest", 0
+    if mine > latest:  # adopted or upgraded by hand to a version no recorded release names
+        return "ahead of the latest release", 0
     newer = sum(1 for other in known if other > mine)
     place = next(i for i in range(3) if latest[i] != mine[i])
     gap = ("major", "minor", "patch")[place]

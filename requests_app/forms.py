@@ -410,8 +410,8 @@ class AccessRequestForm(BaseRequestForm):
         if instance is not None and category and category != instance.category:
             self.add_error(
                 "category",
-                f"{instance.slug!r} is a {instance.category} instance, not {category}; choose "
-                f"{instance.category} or another instance.",
+                f"{instance.slug!r} is one of the {instance.category} instances, not "
+                f"{category}; choose {instance.category} or another instance.",
             )
         return cleaned
 

@@ -89,7 +89,11 @@ def check_action(user: "AnyUser", request: Request, action: str) -> Rule:
     if rule is None:
         raise Invalid(f"Unknown action {action!r}.", {"action": [f"Unknown action {action!r}."]})
     if not user.is_active or not role_allows(user, rule, request):
-        raise Forbidden(f"Your role may not {action.replace('_', ' ')} requests.")
+        who = list(rule.roles_for(request.kind)) + (["its requester"] if rule.requester_may else [])
+        raise Forbidden(
+            f"Your role may not {action.replace('_', ' ')} this request; only "
+            f"{' or '.join(who)} may."
+        )
     if rule.not_requester and request.requested_by_id == user.pk:
         raise Forbidden(f"You filed request #{request.pk}; someone else must {rule.label.lower()}.")
     if request.kind not in rule.kinds:

@@ -365,6 +365,29 @@ def test_the_fleet_shows_versions_behind_and_costs(client, users, now):
     assert html.index('data-slug="initech"') < html.index('data-slug="gone"')
 
 
+def test_an_instance_ahead_of_every_recorded_release_is_not_called_latest(client, users, now):
+    """An adopted instance may run a version no recorded release names: it is ahead, and the
+    newest recorded release stays the latest the others are measured against."""
+    from releases.models import Release
+
+    Release.objects.create(
+        version="6.0.0", major=6, minor=0, patch=0, kind="monthly", published_at=now, created_at=now
+    )
+    make_instance("hooli", version="6.1.0")
+    make_instance("globex", version="6.0.0")
+    make_instance("acme", version="5.9.0")
+    client.force_login(users["devops"])
+    html = client.get(reverse("fleet")).content.decode()
+
+    def row(slug):
+        return html.split(f'data-slug="{slug}"')[1].split("</tr>")[0]
+
+    assert 'data-testid="latest-version">6.0.0<' in html
+    assert "ahead of the latest release" in row("hooli")
+    assert "latest" in row("globex") and "ahead" not in row("globex")
+    assert "releases behind (major)" in row("acme")
+
+
 # -- navigation and query counts ------------------------------------------------------------------
 
 
