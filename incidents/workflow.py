@@ -25,7 +25,7 @@ from incidents.models import (
 from incidents.transitions import OPEN_ROLES, RULES, UPDATE_ROLES, Rule
 from portal import roles
 from provisioning.models import Instance
-from requests_app.workflow import Conflict, Forbidden, Invalid
+from requests_app.workflow import Conflict, Forbidden, Invalid, devops_member
 
 if TYPE_CHECKING:
     from portal.roles import AnyUser
@@ -108,24 +108,6 @@ def open_incident(
     return incident
 
 
-def devops_member(username: str | None) -> User | None:
-    """The active DevOps member `username` names (None for nobody: None or blank); Invalid
-    with a `commander` field error for anyone else."""
-    name = (username or "").strip()
-    if not name:
-        return None
-    found = User.objects.filter(username=name).first()
-    if found is None:
-        problem = f"There is no user {name!r}."
-    elif not found.is_active:
-        problem = f"{name} is not active any more."
-    elif not found.groups.filter(name=roles.DEVOPS).exists():
-        problem = f"{name} is not in DevOps; only DevOps members command incidents."
-    else:
-        return found
-    raise Invalid(problem, {"commander": [problem]})
-
-
 def perform(
     user: "AnyUser",
     incident_id: int,
@@ -175,7 +157,7 @@ def perform(
                 changes["postmortem_url"] = url
                 data["postmortem_url"] = url
         elif action == "commander":
-            holder = devops_member(commander)
+            holder = devops_member(commander, field="commander", duty="command incidents")
             changes["commander"] = holder
             data["commander"] = holder.get_username() if holder else None
             data["previous"] = incident.commander.get_username() if incident.commander else None

@@ -565,9 +565,11 @@ def devops_members() -> list[User]:
     )
 
 
-def devops_member(username: str | None) -> User | None:
+def devops_member(
+    username: str | None, field: str = "assignee", duty: str = "hold requests"
+) -> User | None:
     """The active DevOps member `username` names (None for nobody: None or blank); Invalid
-    with an `assignee` field error for anyone else."""
+    with a `field` error for anyone else (only DevOps members `duty`)."""
     name = (username or "").strip()
     if not name:
         return None
@@ -577,10 +579,10 @@ def devops_member(username: str | None) -> User | None:
     elif not found.is_active:
         problem = f"{name} is not active any more."
     elif not found.groups.filter(name=roles.DEVOPS).exists():
-        problem = f"{name} is not in DevOps; only DevOps members hold requests."
+        problem = f"{name} is not in DevOps; only DevOps members {duty}."
     else:
         return found
-    raise Invalid(problem, {"assignee": [problem]})
+    raise Invalid(problem, {field: [problem]})
 
 
 def _record_decision(request: Request, user: User, action: str, now: datetime) -> None:
