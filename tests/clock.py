@@ -9,10 +9,11 @@ Marks (registered in pyproject.toml):
 - `clock_real("reason")`: a `clock` test that talks to another process keeping real time (a
   browser, an RQ worker, Terraform): time-machine moves only this process's clock, so the test
   is left out of the date rerun, for the reason given.
-- `clock_once("reason")`: one case of a parametrized `clock` test whose outcome is decided
-  before any date arithmetic (a permission refused before the workflow computes a timer): it
-  runs in the suite and is left out of the date rerun, for the reason given, while the cases
-  that move a request's clocks are rerun at every destination.
+- `clock_once("reason")`: a `clock` test, or one case of a parametrized one, whose outcome is
+  decided before any date arithmetic (a permission refused before the workflow computes a
+  timer, input refused by validation): it runs in the suite and is left out of the date rerun,
+  for the reason given, while the cases that move a request's clocks are rerun at every
+  destination.
 
 `--clock-dates=sat,holiday,dst,nye` (names of DESTINATIONS or aware ISO instants) selects only
 the `clock` tests, less the `clock_real` ones, and runs each once per destination, inside

@@ -120,7 +120,7 @@ def test_403_and_404_pages_say_what_and_offer_a_way_back(page, people, screensho
     in_the_layout(page)
     assert page.locator("nav[aria-label=Main] >> text=My requests").is_visible()
     message = page.locator("[data-testid=error-message]").inner_text()
-    assert message == "The approvals inbox is for CE Leadership and Tech Review."
+    assert message == "The approvals inbox is for CE Leadership, Tech Review and Managers."
     screenshot("1-403")
 
     # An action the role may not take (a page from before a role changed, or a crafted form):

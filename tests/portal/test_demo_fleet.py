@@ -17,6 +17,7 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.clock,  # seed_demo files its requests days before now
     pytest.mark.clock_real("Terraform, the sandbox server and an RQ worker keep real time"),
+    pytest.mark.lane2,  # two minutes of Terraform: make test runs it beside the suite
 ]
 
 

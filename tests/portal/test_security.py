@@ -126,6 +126,7 @@ def inline_code(html):
     return parser.found
 
 
+@pytest.mark.clock_once("headers and markup, the same on every date")
 @pytest.mark.parametrize("who,needs,url", PAGES)
 def test_pages_carry_a_strict_policy_and_no_inline_code(client, users, request, who, needs, url):
     if needs:
@@ -329,6 +330,7 @@ def test_ce_sees_no_audit_entry_in_the_navigation(client, users):
     assert b'href="/audit/"' not in client.get("/").content
 
 
+@pytest.mark.clock_once("address parsing, the same on every date")
 @pytest.mark.parametrize(
     "proxies,forwarded,expected",
     [

@@ -251,6 +251,7 @@ def bad_filing(user, body):
     return response.json()
 
 
+@pytest.mark.clock_once("input refused before any clock")
 @pytest.mark.parametrize(
     "slug",
     [
@@ -296,6 +297,7 @@ def test_create_is_possible_again_once_the_first_is_rejected(users):
     assert response.status_code == 201, response.data
 
 
+@pytest.mark.clock_once("input refused before any clock")
 @pytest.mark.parametrize("kind", ["rename", "", None, "CREATE"])
 def test_unknown_kind_is_a_field_error(users, kind):
     body = payload("create", "umbrella") | {"kind": kind}
@@ -727,6 +729,7 @@ def test_comment_adds_a_comment_event(users):
     assert request.comments.get().body == "Looking at it."
 
 
+@pytest.mark.clock_once("input refused before any clock")
 @pytest.mark.parametrize("body", [{"body": ""}, {"body": "   "}, {}, {"body": 5}])
 def test_empty_comment_is_a_400(users, body):
     request = file_request(users["ce"])
@@ -906,6 +909,7 @@ def is_error_body(body):
     )
 
 
+@pytest.mark.clock_once("input refused before any clock")
 @pytest.mark.parametrize(
     "method,path",
     [
@@ -969,6 +973,7 @@ def test_every_error_answers_the_one_error_body(users):
         assert is_error_body(answer.json()), answer.json()
 
 
+@pytest.mark.clock_once("input refused before any clock")
 @pytest.mark.parametrize(
     "field,value",
     [

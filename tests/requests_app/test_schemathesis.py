@@ -2,9 +2,9 @@
 /api/schema/, as a DevOps engineer and as a CE (docs/api.md).
 
 The run is the `schemathesis run` command line, so what fails here fails the same way for
-anyone who points schemathesis at the portal. It is bounded: 15 examples per operation in
+anyone who points schemathesis at the portal. It is bounded: 10 examples per operation in
 deterministic mode (no randomness, no example database), one worker, all four phases
-(examples, coverage, fuzzing, stateful); it takes about 55 seconds per identity. Most path ids
+(examples, coverage, fuzzing, stateful); it takes about a minute per identity. Most path ids
 and slugs it draws name the seeded rows (`dictionaries`), so actions, comments and details reach
 their validation and their state checks instead of stopping at a 404.
 
@@ -51,7 +51,7 @@ pytestmark = [
 
 CONFIG = """
 [generation]
-max-examples = 15
+max-examples = 10
 deterministic = true
 database = "none"
 

@@ -147,6 +147,7 @@ FINDS_NOTHING = [
 ]
 
 
+@pytest.mark.clock_once("input refused or searched before any clock")
 @pytest.mark.parametrize("q", FINDS_TYRELL + FINDS_NOTHING)
 def test_a_hostile_q_is_never_a_server_error(users, q):
     tyrell = filed(users, "tyrell", "Tyrell Corp")
@@ -155,6 +156,7 @@ def test_a_hostile_q_is_never_a_server_error(users, q):
     assert ids(response) == ({tyrell.pk} if q in FINDS_TYRELL else set())
 
 
+@pytest.mark.clock_once("input refused before any clock")
 @pytest.mark.parametrize(
     "q, message",
     [
@@ -248,6 +250,7 @@ def test_filters_combine(users):
     assert other_customer.pk in ids(client.get(LIST, {"q": "replic"}))
 
 
+@pytest.mark.clock_once("input refused before any clock")
 @pytest.mark.parametrize(
     "query, field",
     [
