@@ -720,6 +720,17 @@ def instance_detail(request: HttpRequest, slug: str) -> HttpResponse:
             and instance.status in VERIFIABLE,
             "weekdays": WEEKDAYS,
             "awaits_import": live and instance.awaits_import(),
+            # Who holds access to it now: its own grants and those on every instance of its
+            # category; anyone may ask for more (the access form, prefilled with it).
+            "grants": list(
+                access.active(timezone.now()).filter(
+                    Q(instance=instance) | Q(instance__isnull=True, category=instance.category)
+                )
+            ),
+            "ask_access_url": f"{reverse('new_request', args=[Kind.ACCESS])}?"
+            + urlencode({"instance": instance.slug})
+            if live and workflow.can_file(request.user, Kind.ACCESS)
+            else "",
         },
     )
 

@@ -486,3 +486,27 @@ def test_every_role_finds_the_access_page_and_managers_their_inbox(client, users
         assert 'href="/access/"' in home, who
         assert ('href="/approvals/"' in home) == (who in ("lead", "reviewer", "manager", "admin"))
         assert client.get(reverse("access_list")).status_code == 200
+
+
+def test_the_instance_page_lists_who_holds_access_to_it_and_offers_to_ask(client, users):
+    make_instance("acme")
+    make_instance("tools", category="internal")
+    with time_machine.travel(MONDAY, tick=False):
+        grant(users, file_access(users["ce"], instance="acme", person="jo"))
+        grant(users, file_access(users["ce"], person="sam"))  # every customer instance
+        grant(users, file_access(users["ce"], person="kai", category="internal"))
+        file_access(users["ce"], instance="acme", person="kim")  # asked, not granted
+        ended = file_access(
+            users["ce"], instance="acme", person="lee", expires_at=(MONDAY + timedelta(days=1))
+        )
+        grant(users, ended)
+    with time_machine.travel(MONDAY + timedelta(days=2), tick=False):
+        client.force_login(users["manager"])
+        html = client.get(reverse("instance_detail", args=["acme"])).content.decode()
+        other = client.get(reverse("instance_detail", args=["tools"])).content.decode()
+    card = html.split('data-testid="instance-access"')[1].split("</section>")[0]
+    assert "<td>jo</td>" in card and "<td>sam</td>" in card and "all customer instances" in card
+    assert "<td>kai</td>" not in card and "<td>kim</td>" not in card and "<td>lee</td>" not in card
+    assert 'href="/requests/new/access/?instance=acme"' in card  # Managers may ask too
+    tools = other.split('data-testid="instance-access"')[1].split("</section>")[0]
+    assert "<td>kai</td>" in tools and "<td>jo</td>" not in tools
