@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Max, Q
+from django.db.models import Count, IntegerField, Max, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from incidents.models import UNRESOLVED_STATES, Incident
@@ -69,8 +70,19 @@ def fleet(category: str = "") -> tuple[list[FleetRow], str | None, dict[str, Any
     found = Instance.objects.all()
     if category:
         found = found.filter(category=category)
+    # Open requests per instance by a subquery over the open states (index request_instance_state),
+    # not a join of every request of the table to the instances grouped afterwards.
+    open_counts = (
+        Request.objects.filter(instance=OuterRef("pk"), state__in=OPEN_STATES)
+        .order_by()
+        .values("instance")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
     instances = list(
-        found.annotate(open_requests=Count("requests", filter=Q(requests__state__in=OPEN_STATES)))
+        found.annotate(
+            open_requests=Coalesce(Subquery(open_counts, output_field=IntegerField()), 0)
+        )
     )
     targets = (
         Request.objects.exclude(target_version="")

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
-from django.db.models import Index, Manager, Q
+from django.db.models import F, Index, Manager, Q
 from django.db.models.functions import Upper
 
 from provisioning.models import Access, Category, Instance
@@ -220,6 +220,18 @@ class Request(models.Model):
         ]
         indexes = [
             models.Index(fields=["kind", "state"], name="request_kind_state"),
+            # The list's order (page and API): newest first, read from the index, not sorted.
+            models.Index(F("created_at").desc(), F("id").desc(), name="request_created_desc"),
+            # The home page's and the queue's counts by state.
+            models.Index(fields=["state"], name="request_state"),
+            # The fleet's open requests per instance (a subquery over the open states).
+            models.Index(fields=["instance", "state"], name="request_instance_state"),
+            # The fleet's versions named by requests: only the requests that name one.
+            models.Index(
+                fields=["target_version", "state"],
+                name="request_target_version",
+                condition=~Q(target_version=""),
+            ),
             # The list's filters: `q`, and `instance` and `external_id` in any case (iexact
             # compares UPPER(column), which these expressions index).
             SearchVectorIndex(fields=["search_vector"], name="request_search_vector"),
