@@ -23,6 +23,7 @@ parser.add_argument("--requests", type=int, default=100_000)
 parser.add_argument("--events-per-request", type=int, default=10)
 parser.add_argument("--days", type=int, default=180)
 parser.add_argument("--repeat", type=int, default=7)
+parser.add_argument("--instances", type=int, default=1000)  # bench/pages.py
 args = parser.parse_args()
 
 # Production settings: no query log, no debug toolbar of any kind.
@@ -597,4 +598,5 @@ def main():
         raise SystemExit(1)
 
 
-main()
+if __name__ == "__main__":  # bench/pages.py imports the loader
+    main()
