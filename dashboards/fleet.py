@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, IntegerField, Max, OuterRef, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Max
 from django.utils import timezone
 
 from incidents.models import UNRESOLVED_STATES, Incident
@@ -20,7 +19,7 @@ from provisioning.models import SNAPSHOT_USD as SNAPSHOT_USD
 from provisioning.models import STORAGE_USD as STORAGE_USD
 from provisioning.models import monthly_cost as monthly_cost
 from releases.models import Release
-from requests_app.models import OPEN_STATES, Kind, Request, State
+from requests_app.models import Kind, Request, State, open_requests_of_instance
 from requests_app.validation import parse_version
 
 STATUS_ORDER = [
@@ -70,20 +69,7 @@ def fleet(category: str = "") -> tuple[list[FleetRow], str | None, dict[str, Any
     found = Instance.objects.all()
     if category:
         found = found.filter(category=category)
-    # Open requests per instance by a subquery over the open states (index request_instance_state),
-    # not a join of every request of the table to the instances grouped afterwards.
-    open_counts = (
-        Request.objects.filter(instance=OuterRef("pk"), state__in=OPEN_STATES)
-        .order_by()
-        .values("instance")
-        .annotate(n=Count("*"))
-        .values("n")
-    )
-    instances = list(
-        found.annotate(
-            open_requests=Coalesce(Subquery(open_counts, output_field=IntegerField()), 0)
-        )
-    )
+    instances = list(found.annotate(open_requests=open_requests_of_instance()))
     targets = (
         Request.objects.exclude(target_version="")
         .exclude(state__in=[State.REJECTED, State.CANCELLED])

@@ -4,8 +4,8 @@ from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
-from django.db.models import F, Index, Manager, Q
-from django.db.models.functions import Upper
+from django.db.models import Count, F, Index, IntegerField, Manager, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce, Upper
 
 from provisioning.models import Access, Category, Instance
 
@@ -74,6 +74,19 @@ class RequestQuerySet(models.QuerySet["Request"]):
 
 
 _RequestManager = Manager.from_queryset(RequestQuerySet)
+
+
+def open_requests_of_instance() -> Coalesce:
+    """An Instance annotation: how many open requests it has, by a subquery over the open states
+    (index request_instance_state), not a join of every request grouped afterwards."""
+    counted = (
+        Request.objects.filter(instance=OuterRef("pk"), state__in=OPEN_STATES)
+        .order_by()
+        .values("instance")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
 class RequestManager(_RequestManager["Request"]):

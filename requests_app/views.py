@@ -54,6 +54,7 @@ from requests_app.models import (
     Notification,
     Request,
     State,
+    open_requests_of_instance,
 )
 from requests_app.serializers import (
     AccessFiltersSerializer,
@@ -645,9 +646,9 @@ def devops_queue(request: HttpRequest) -> HttpResponse:
 
 def instance_list(request: HttpRequest) -> HttpResponse:
     require_reader(request.user)
-    rows = Instance.objects.annotate(
-        open_requests=Count("requests", filter=Q(requests__state__in=OPEN_STATES))
-    ).order_by("slug", "-created_at")
+    rows = Instance.objects.annotate(open_requests=open_requests_of_instance()).order_by(
+        "slug", "-created_at"
+    )
     return render(request, "requests_app/instance_list.html", {"instances": rows})
 
 
