@@ -99,9 +99,10 @@ services-stop:
 	$(BIN)/python -m portal.devservices stop
 
 bench: $(STAMP)
-	@set -e; eval "$$($(BIN)/python -m portal.devservices test-env)"; \
+	@set -e; eval "$$($(BIN)/python -m portal.devservices test-env)"; failed=""; \
 		for script in $(filter-out bench/common.py,$(wildcard bench/*.py)); do \
-			echo "== $$script"; $(BIN)/python $$script; done
+			echo "== $$script"; $(BIN)/python $$script || failed="$$failed $$script"; done; \
+		if [ -n "$$failed" ]; then echo "goals missed:$$failed"; exit 1; fi
 
 clean: services-stop
 	rm -rf var $(VENV) $(CHECKOV_VENV)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Max, Q
+from django.db.models import Max
 from django.utils import timezone
 
 from incidents.models import UNRESOLVED_STATES, Incident
@@ -19,7 +19,7 @@ from provisioning.models import SNAPSHOT_USD as SNAPSHOT_USD
 from provisioning.models import STORAGE_USD as STORAGE_USD
 from provisioning.models import monthly_cost as monthly_cost
 from releases.models import Release
-from requests_app.models import OPEN_STATES, Kind, Request, State
+from requests_app.models import Kind, Request, State, open_requests_of_instance
 from requests_app.validation import parse_version
 
 STATUS_ORDER = [
@@ -69,9 +69,7 @@ def fleet(category: str = "") -> tuple[list[FleetRow], str | None, dict[str, Any
     found = Instance.objects.all()
     if category:
         found = found.filter(category=category)
-    instances = list(
-        found.annotate(open_requests=Count("requests", filter=Q(requests__state__in=OPEN_STATES)))
-    )
+    instances = list(found.annotate(open_requests=open_requests_of_instance()))
     targets = (
         Request.objects.exclude(target_version="")
         .exclude(state__in=[State.REJECTED, State.CANCELLED])

@@ -55,6 +55,8 @@ from requests_app.workflow import Invalid
 
 ATTENTION_ROWS = 50
 BOARD_ROWS = 50
+# Rows of the CSV export sent as one chunk of the streamed response (constant memory).
+CSV_CHUNK_ROWS = 500
 BOARD_COLUMNS = [
     (State.QUEUED, "Queued"),
     (State.IN_PROGRESS, "In progress"),
@@ -203,9 +205,16 @@ def sla_export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     writer = csv.writer(_Echo())
 
     def lines() -> Iterator[str]:
-        yield writer.writerow(figures.CSV_COLUMNS)
+        # A chunk per CSV_CHUNK_ROWS rows, not per row: each chunk the response sends costs
+        # (encoding, charset lookup), which per row was a quarter of the export's time.
+        chunk = [writer.writerow(figures.CSV_COLUMNS)]
         for row in figures.csv_rows(period, form.now):
-            yield writer.writerow(row)
+            chunk.append(writer.writerow(row))
+            if len(chunk) >= CSV_CHUNK_ROWS:
+                yield "".join(chunk)
+                chunk = []
+        if chunk:
+            yield "".join(chunk)
 
     name = f"sla-{period.first_day.isoformat()}-to-{period.last_day.isoformat()}.csv"
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")

@@ -59,12 +59,18 @@ def latest_run(request_id: int) -> Run | None:
 
 
 def runs_for(request_id: int) -> list[Run]:
-    return list(Run.objects.filter(request_id=request_id).order_by("created_at", "id"))
+    # created_by: the detail page names who started each run (one query, not one a run).
+    return list(
+        Run.objects.filter(request_id=request_id)
+        .select_related("created_by")
+        .order_by("created_at", "id")
+    )
 
 
 def runs_for_many(request_ids: list[int]) -> dict[int, list[Run]]:
     found: dict[int, list[Run]] = {}
-    for run in Run.objects.filter(request_id__in=request_ids).order_by("created_at", "id"):
+    found_runs = Run.objects.filter(request_id__in=request_ids).select_related("created_by")
+    for run in found_runs.order_by("created_at", "id"):
         if run.request_id is not None:
             found.setdefault(run.request_id, []).append(run)
     return found

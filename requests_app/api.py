@@ -252,7 +252,8 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return self.get_paginated_response(RequestSerializer(page, many=True, context=context).data)
 
     def retrieve(self, request: ApiRequest, *args: Any, **kwargs: Any) -> Response:
-        return Response(self._fresh(self.get_object().pk))
+        # The request and its events loaded once (get_object's queryset prefetches them).
+        return Response(self._data(self.get_object()))
 
     @extend_schema(
         request=NEW_REQUEST,
@@ -283,7 +284,9 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return Response(self._fresh(created.pk), status=status.HTTP_201_CREATED)
 
     def _fresh(self, pk: int) -> dict[str, Any]:
-        obj = self.get_queryset().get(pk=pk)
+        return self._data(self.get_queryset().get(pk=pk))
+
+    def _data(self, obj: Request) -> dict[str, Any]:
         context = {**self.get_serializer_context(), "detail": True}
         return RequestSerializer(obj, context=context).data
 

@@ -4,8 +4,8 @@ from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
-from django.db.models import Index, Manager, Q
-from django.db.models.functions import Upper
+from django.db.models import Count, F, Index, IntegerField, Manager, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce, Upper
 
 from provisioning.models import Access, Category, Instance
 
@@ -74,6 +74,19 @@ class RequestQuerySet(models.QuerySet["Request"]):
 
 
 _RequestManager = Manager.from_queryset(RequestQuerySet)
+
+
+def open_requests_of_instance() -> Coalesce:
+    """An Instance annotation: how many open requests it has, by a subquery over the open states
+    (index request_instance_state), not a join of every request grouped afterwards."""
+    counted = (
+        Request.objects.filter(instance=OuterRef("pk"), state__in=OPEN_STATES)
+        .order_by()
+        .values("instance")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
 class RequestManager(_RequestManager["Request"]):
@@ -220,6 +233,26 @@ class Request(models.Model):
         ]
         indexes = [
             models.Index(fields=["kind", "state"], name="request_kind_state"),
+            # The list's order (page and API): newest first, read from the index, not sorted.
+            models.Index(F("created_at").desc(), F("id").desc(), name="request_created_desc"),
+            # The DevOps queue: each state's most urgent first (views.devops_queue's by_due), so
+            # its LIMIT reads the first rows instead of sorting every request in the state.
+            # (PostgreSQL's ascending order puts nulls last, as the queue's does; SQLite takes
+            # no NULLS LAST in an index.)
+            models.Index(
+                fields=["state", "resolution_due_at", "response_due_at", "created_at", "id"],
+                name="request_queue_order",
+            ),
+            # The home page's and the queue's counts by state.
+            models.Index(fields=["state"], name="request_state"),
+            # The fleet's open requests per instance (a subquery over the open states).
+            models.Index(fields=["instance", "state"], name="request_instance_state"),
+            # The fleet's versions named by requests: only the requests that name one.
+            models.Index(
+                fields=["target_version", "state"],
+                name="request_target_version",
+                condition=~Q(target_version=""),
+            ),
             # The list's filters: `q`, and `instance` and `external_id` in any case (iexact
             # compares UPPER(column), which these expressions index).
             SearchVectorIndex(fields=["search_vector"], name="request_search_vector"),

@@ -54,6 +54,7 @@ from requests_app.models import (
     Notification,
     Request,
     State,
+    open_requests_of_instance,
 )
 from requests_app.serializers import (
     AccessFiltersSerializer,
@@ -111,7 +112,8 @@ def home(request: HttpRequest) -> HttpResponse:
     user = request.user
     counts: dict[str, int] = {}
     if workflow.can_read(user):
-        counts = Request.objects.aggregate(
+        # Every count is of open requests: read through the state index, not the whole table.
+        counts = Request.objects.filter(state__in=OPEN_STATES).aggregate(
             pending_approval=Count("pk", filter=Q(state=State.PENDING_APPROVAL)),
             tech_review=Count("pk", filter=Q(state=State.TECH_REVIEW)),
             queued=Count("pk", filter=Q(state=State.QUEUED)),
@@ -610,7 +612,8 @@ def devops_queue(request: HttpRequest) -> HttpResponse:
         "created_at",
         "id",
     )
-    counts = Request.objects.aggregate(
+    shown_states = [state for state, _, _ in QUEUE_SECTIONS]
+    counts = Request.objects.filter(state__in=shown_states).aggregate(
         **{state: Count("pk", filter=Q(state=state)) for state, _, _ in QUEUE_SECTIONS}
     )
     sections = []
@@ -643,9 +646,9 @@ def devops_queue(request: HttpRequest) -> HttpResponse:
 
 def instance_list(request: HttpRequest) -> HttpResponse:
     require_reader(request.user)
-    rows = Instance.objects.annotate(
-        open_requests=Count("requests", filter=Q(requests__state__in=OPEN_STATES))
-    ).order_by("slug", "-created_at")
+    rows = Instance.objects.annotate(open_requests=open_requests_of_instance()).order_by(
+        "slug", "-created_at"
+    )
     return render(request, "requests_app/instance_list.html", {"instances": rows})
 
 

@@ -82,3 +82,20 @@ def test_both_engines_filter_the_category_alike(users, now, engine):
     assert result.total.count == 1 and result.kinds["create"].count == 1
     [row] = list(figures.csv_rows(internal, now, engine=engine))
     assert row[figures.CSV_COLUMNS.index("category")] == "internal"
+
+
+def test_the_csv_gives_instants_with_microseconds_alike_in_both_engines(users, now):
+    """PostgreSQL formats the export's instants (no round trip through Python): as isoformat
+    does, with the fraction only when there is one."""
+    fraction = timed_request(users["ce"], queued=now - timedelta(days=2), picked=now)
+    Request.objects.filter(pk=fraction.pk).update(
+        created_at=now - timedelta(days=3, microseconds=1234)
+    )
+    timed_request(users["ce"], queued=now - timedelta(days=2))
+    period = figures.default_period(now)
+    rows = {
+        engine: list(figures.csv_rows(period, now, engine=engine)) for engine in ("sql", "python")
+    }
+    assert rows["sql"] == rows["python"]
+    created = [row[figures.CSV_COLUMNS.index("created_at")] for row in rows["sql"]]
+    assert any("." in text for text in created) and any("." not in text for text in created)

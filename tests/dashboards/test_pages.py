@@ -16,7 +16,7 @@ from django.urls import reverse
 from dashboards import figures as dashboards
 from dashboards.views import BOARD_ROWS
 from requests_app.sla import policies
-from tests.dashboards.factories import make_instance, random_rows, timed_request
+from tests.dashboards.factories import file, make_instance, random_rows, timed_request
 from tests.factories import make_user
 
 pytestmark = pytest.mark.clock
@@ -437,3 +437,46 @@ def test_query_counts_do_not_grow_with_rows(client, users, now):
     few = measure()
     add(200, seed=2)
     assert measure() == few
+
+
+def test_fleet_counts_each_instances_open_requests(users):
+    """The fleet's open requests per instance (a subquery over the open states): requests that
+    ended do not count, an instance without requests shows 0."""
+    from dashboards.fleet import fleet
+    from requests_app.models import Request, State
+
+    with time_machine.travel(datetime(2026, 3, 3, 10, 0, tzinfo=ZoneInfo("UTC")), tick=False):
+        busy, idle = make_instance(), make_instance()
+        first = file(users["ce"], "upgrade", instance=busy.slug)
+        Request.objects.filter(pk=first.pk).update(state=State.DONE)
+        file(users["ce"], "upgrade", instance=busy.slug)
+        file(users["ce"], "feature", instance=busy.slug)
+        rows, _, _ = fleet()
+    counts = {row.instance.slug: row.instance.open_requests for row in rows}
+    assert counts == {busy.slug: 2, idle.slug: 0}
+
+
+def test_fleet_and_home_query_counts_do_not_grow_with_instances_or_requests(
+    client, users, django_assert_max_num_queries
+):
+    """Issue 16: the fleet and the home page ask a fixed number of queries, whatever the size
+    of the fleet and the number of requests."""
+    client.force_login(users["manager"])
+
+    def grow(count):
+        for _ in range(count):
+            instance = make_instance()
+            file(users["ce"], "upgrade", instance=instance.slug)
+            file(users["ce"], "feature", instance=instance.slug)
+
+    with time_machine.travel(datetime(2026, 3, 3, 10, 0, tzinfo=ZoneInfo("UTC")), tick=False):
+        grow(1)
+        counted = {}
+        for url in ("/dashboards/fleet/", "/"):
+            with CaptureQueriesContext(connection) as few:
+                assert client.get(url).status_code == 200
+            counted[url] = len(few)
+        grow(4)
+        for url, count in counted.items():
+            with django_assert_max_num_queries(count):
+                assert client.get(url).status_code == 200

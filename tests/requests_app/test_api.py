@@ -582,6 +582,40 @@ def test_list_query_count_does_not_grow_with_rows(users, django_assert_max_num_q
         client.get("/api/v1/requests/")
 
 
+def test_detail_query_count_does_not_grow_with_events_or_runs(users, django_assert_max_num_queries):
+    """The API loads the request and its events once, and neither it nor the page asks for
+    each run's author one run at a time."""
+    from provisioning.models import Run, RunState
+
+    request = request_in_state(users, State.IN_PROGRESS)
+    instance = make_instance()
+
+    def add(count):
+        for _ in range(count):
+            Run.objects.create(
+                instance=instance,
+                request_id=request.pk,
+                kind="plan",
+                state=RunState.ERRORED,
+                created_by=users["devops"],
+                created_at=timezone.now(),
+            )
+            Event.objects.create(request=request, at=timezone.now(), by=users["ce"], action="x")
+
+    add(1)
+    client = api(users["ce"])
+    client.force_login(users["ce"])
+    counted = {}
+    for url in (f"/api/v1/requests/{request.pk}/", f"/requests/{request.pk}/"):
+        with django_assert_max_num_queries(40) as few:
+            assert client.get(url).status_code == 200
+        counted[url] = len(few.captured_queries)
+    add(6)
+    for url, count in counted.items():
+        with django_assert_max_num_queries(count):
+            assert client.get(url).status_code == 200
+
+
 def test_unknown_request_is_404(users):
     assert api(users["ce"]).get("/api/v1/requests/999999/").status_code == 404
     assert post_action(users["lead"], 999999, "approve").status_code == 404

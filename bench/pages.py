@@ -1,0 +1,245 @@
+"""Pages benchmark: N requests (default 100,000), 10N history events and ~1,000 instances in a
+database of its own (bench/dashboard.py's loader), then the server time of each page and API
+endpoint (Django's test client, DEBUG off, median of --repeat runs) against plain SQL that reads
+the same data. Goal (issue 16): within 3x of the SQL, or within 30 ms where the SQL takes under
+5 ms; the CSV export at least 20 MB/s and within 2x of PostgreSQL's COPY of the same query.
+EXPLAIN shows whether the list reads the (-created_at, -id) index. Writes bench/results.md.
+
+    make bench            # or: python bench/pages.py [--requests 1000000] [--repeat N]
+"""
+
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import dashboard  # noqa: F401  (parses the options, sets Django up on its own database)
+from dashboard import args, count_queries, page, people, reset, timed
+from django.conf import settings  # noqa: E402
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import override_settings  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from dashboards import figures  # noqa: E402
+from provisioning.models import Instance  # noqa: E402
+from requests_app.models import OPEN_STATES  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results.md"
+
+
+def instances(count):
+    """`count` instances, the requests spread over them (request i on instance i mod count)."""
+    Instance.objects.filter(slug__startswith="bench-i").delete()
+    Instance.objects.bulk_create(
+        Instance(
+            slug=f"bench-i{i}",
+            customer=f"Customer {i}",
+            status="active",
+            gcp_project=f"mi-bench-i{i}",
+            version=f"6.{i % 3}.{i % 5}",
+            machine_type="n1-standard-8",
+        )
+        for i in range(count)
+    )
+    first = Instance.objects.filter(slug="bench-i0").values_list("pk", flat=True).get()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE requests_app_request SET instance_id = %s + (id %% %s)", [first, count]
+        )
+        cursor.execute("ANALYZE requests_app_request")
+        cursor.execute("ANALYZE provisioning_instance")
+
+
+def sql(statement, params=()):
+    def run():
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            return cursor.fetchall()
+
+    return run
+
+
+def explain(statement):
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + statement)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def machine():
+    cpu = "unknown"
+    if Path("/proc/cpuinfo").exists():
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        pg = cursor.fetchone()[0]
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {platform.python_implementation()} "
+        f"{platform.python_version()}, PostgreSQL {pg}"
+    )
+
+
+def copy_seconds(statement):
+    """PostgreSQL's own COPY (statement) TO STDOUT: (seconds, bytes)."""
+    connection.ensure_connection()
+    started, size = time.perf_counter(), 0
+    with connection.connection.cursor() as cursor:
+        with cursor.copy(f"COPY ({statement}) TO STDOUT WITH (FORMAT csv, HEADER)") as copy:
+            for block in copy:
+                size += len(block)
+    return time.perf_counter() - started, size
+
+
+def main():
+    override_settings(
+        STORAGES={
+            **settings.STORAGES,
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        }
+    ).enable()
+    from requests_app.models import Event, Request
+
+    if args.keep and Request.objects.count() == args.requests:
+        seconds, requests, events = 0.0, args.requests, Event.objects.count()
+    else:
+        reset()
+        ids = people()
+        seconds, requests, events = dashboard.load(args.requests, ids, timezone.now())
+        instances(args.instances)
+    print(
+        f"loaded {requests:,} requests, {events:,} events, {args.instances:,} instances "
+        f"in {seconds:.1f} s"
+    )
+    User = get_user_model()
+    manager, devops = Client(), Client()
+    manager.force_login(User.objects.get(username="manager"))
+    devops.force_login(User.objects.get(username="devops1"))
+    one = args.requests // 2
+    open_states = "(" + ", ".join(f"'{state.value}'" for state in OPEN_STATES) + ")"
+    list_sql = (
+        "SELECT r.*, u.username FROM requests_app_request r "
+        "LEFT JOIN auth_user u ON u.id = r.requested_by_id "
+        "ORDER BY r.created_at DESC, r.id DESC LIMIT 50"
+    )
+    count_sql = "SELECT count(*) FROM requests_app_request"
+
+    def list_plain():
+        return sql(list_sql)(), sql(count_sql)()
+
+    def detail_plain():
+        return (
+            sql("SELECT * FROM requests_app_request WHERE id = %s", [one])(),
+            sql("SELECT * FROM requests_app_event WHERE request_id = %s ORDER BY at, id", [one])(),
+        )
+
+    fleet_plain = sql(
+        "SELECT i.*, (SELECT count(*) FROM requests_app_request r WHERE r.instance_id = i.id "
+        f"AND r.state IN {open_states}) FROM provisioning_instance i ORDER BY i.slug"
+    )
+
+    def queue_plain():
+        return [
+            sql(
+                "SELECT * FROM requests_app_request WHERE state = %s ORDER BY resolution_due_at "
+                "NULLS LAST, response_due_at NULLS LAST, created_at, id LIMIT 25",
+                [state],
+            )()
+            for state in ("queued", "in_progress", "waiting_on_customer")
+        ] + [
+            sql(
+                "SELECT state, count(*) FROM requests_app_request WHERE state IN "
+                "('queued', 'in_progress', 'waiting_on_customer') GROUP BY state"
+            )()
+        ]
+
+    home_plain = sql(
+        f"SELECT state, count(*) FROM requests_app_request WHERE state IN {open_states} "
+        "GROUP BY state"
+    )
+    cases = [
+        ("home", manager, "/", home_plain),
+        ("request list page", manager, "/requests/", list_plain),
+        ("request list API", manager, "/api/v1/requests/", list_plain),
+        ("request detail page", manager, f"/requests/{one}/", detail_plain),
+        ("request detail API", manager, f"/api/v1/requests/{one}/", detail_plain),
+        ("fleet", manager, "/dashboards/fleet/", fleet_plain),
+        ("DevOps queue", devops, "/queue/", queue_plain),
+    ]
+    lines = [
+        f"# Page benchmark ({args.requests:,} requests, {events:,} events, "
+        f"{args.instances:,} instances)",
+        "",
+        f"Machine: {machine()}. Django test client, DEBUG off, median of {args.repeat} runs.",
+        "",
+        "| page | median ms | queries | KB | plain SQL ms | ratio | goal | pass |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
+    ]
+    failed = False
+    for name, client, url, plain in cases:
+        queries, response = count_queries(page(client, url))
+        page_s, _ = timed(page(client, url), args.repeat)
+        sql_s, _ = timed(plain, args.repeat)
+        if sql_s < 0.005:
+            goal, ok = "<= 30 ms", page_s <= 0.030
+        else:
+            goal, ok = "<= 3x SQL", page_s <= 3 * sql_s
+        failed |= not ok
+        lines.append(
+            f"| {name} | {page_s * 1000:.1f} | {queries} | {len(response.content) // 1024} | "
+            f"{sql_s * 1000:.1f} | {page_s / sql_s:.1f}x | {goal} | {'pass' if ok else 'FAIL'} |"
+        )
+
+    # The CSV export of the default period against COPY of the export's own query.
+    period = figures.default_period()
+    started = time.perf_counter()
+    response = manager.get("/dashboards/sla/export.csv")
+    size = sum(len(chunk) for chunk in response.streaming_content)
+    csv_s = time.perf_counter() - started
+    cte, params = figures._rows_cte(
+        period, timezone.now(), figures.get_calendar(), figures.CSV_ROW_COLUMNS
+    )
+    import psycopg
+
+    connection.ensure_connection()
+    statement = psycopg.ClientCursor(connection.connection).mogrify(
+        f"{cte} SELECT f.* FROM f ORDER BY f.resolution_started_at, f.id", params
+    )
+    copy_s, copy_size = copy_seconds(statement)
+    rate = size / csv_s / 1e6
+    ok = rate >= 20 and csv_s <= 2 * copy_s
+    failed |= not ok
+    lines.append(
+        f"| CSV export, default period | {csv_s * 1000:.0f} ({rate:.1f} MB/s, "
+        f"{size / 1e6:.1f} MB) | - | - | COPY {copy_s * 1000:.0f} ({copy_size / 1e6:.1f} MB) | "
+        f"{csv_s / copy_s:.1f}x | >= 20 MB/s, <= 2x COPY | {'pass' if ok else 'FAIL'} |"
+    )
+    plan = explain(list_sql)
+    uses = "request_created_desc" in plan
+    lines += [
+        "",
+        f"EXPLAIN of the list's query (uses request_created_desc: {uses}):",
+        "",
+        "```",
+        plan,
+        "```",
+        "",
+    ]
+    failed |= not uses
+    text = "\n".join(lines)
+    print(text)
+    RESULTS.write_text(text + "\n")
+    print(f"written to {RESULTS}")
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    print(f"at commit {commit}")
+    if failed:
+        raise SystemExit(1)
+
+
+main()
