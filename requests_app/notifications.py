@@ -104,16 +104,22 @@ def on_event(request: Request, event: Event, now: datetime) -> list[Notification
     return created
 
 
-def _tell_audience(
-    request: Request, event: Event, topic: str, audience: Audience, now: datetime
-) -> list[Notification]:
-    subject, body = message_for(topic, request, event)
+def channels_for(recipients: list[str]) -> list[tuple[str, list[str]]]:
+    """(channel, recipients) of one message: mail to `recipients` when there are any, and Slack
+    (its webhook's channel) when SLACK_WEBHOOK_URL is set."""
     channels: list[tuple[str, list[str]]] = []
-    recipients = emails_for(audience, request)
     if recipients:
         channels.append((Notification.Channel.EMAIL, recipients))
     if settings.SLACK_WEBHOOK_URL:
         channels.append((Notification.Channel.SLACK, []))
+    return channels
+
+
+def _tell_audience(
+    request: Request, event: Event, topic: str, audience: Audience, now: datetime
+) -> list[Notification]:
+    subject, body = message_for(topic, request, event)
+    channels = channels_for(emails_for(audience, request))
     return [
         Notification.objects.create(
             request=request,
@@ -153,11 +159,7 @@ def on_sla_alerts(
         subject = f"{headline}: {which} of {summary_of(request)}"
         link = base + reverse("request_detail", args=[request.pk])
         body = f"{subject}\nDue {due.isoformat() if due else 'n/a'}\n\n{link}"
-        channels: list[tuple[str, list[str]]] = [
-            (Notification.Channel.EMAIL, sorted(people | managers))
-        ]
-        if settings.SLACK_WEBHOOK_URL:
-            channels.append((Notification.Channel.SLACK, []))
+        channels = channels_for(sorted(people | managers))
         rows += [
             Notification(
                 request=request,
@@ -170,7 +172,6 @@ def on_sla_alerts(
                 created_at=now,
             )
             for channel, to in channels
-            if to or channel == Notification.Channel.SLACK
         ]
     created = Notification.objects.bulk_create(rows)
     ids = [n.pk for n in created]
@@ -194,9 +195,7 @@ def on_drift(instance: Instance, drift: dict[str, Any], now: datetime) -> list[N
     link = settings.PORTAL_BASE_URL.rstrip("/") + reverse("instance_detail", args=[instance.slug])
     subject = f"Drift on {instance.slug} ({instance.customer}): the record and GCP disagree"
     body = "\n".join([subject, "", *[f"- {p}" for p in drift["problems"]], "", link])
-    channels = [(Notification.Channel.EMAIL, devops)] if devops else []
-    if settings.SLACK_WEBHOOK_URL:
-        channels.append((Notification.Channel.SLACK, []))
+    channels = channels_for(devops)
     created = [
         Notification.objects.create(
             instance=instance,
@@ -228,10 +227,7 @@ def notify(
     """A message of the portal's own (maintenance notices, reminders, release news) by mail to
     `emails` and to Slack. `once` (with a request): one per (request, channel, topic) ever, held
     by the database's unique row, so two workers or a repeated sweep send it once."""
-    recipients = sorted({e for e in emails if e})
-    channels = [(Notification.Channel.EMAIL, recipients)] if recipients else []
-    if settings.SLACK_WEBHOOK_URL:
-        channels.append((Notification.Channel.SLACK, []))
+    channels = channels_for(sorted({e for e in emails if e}))
     created = []
     for channel, to in channels:
         if once:
