@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import Count, F, Window
 from django.db.models.functions import RowNumber
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -202,6 +203,14 @@ def sla_export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
             status=400,
         )
     period = form.period()
+    name = f"sla-{period.first_day.isoformat()}-to-{period.last_day.isoformat()}.csv"
+    if connection.vendor == "postgresql":
+        # PostgreSQL writes the file itself (COPY): several times the rate of csv.writer.
+        response = StreamingHttpResponse(
+            figures.csv_copy(period, form.now), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
     writer = csv.writer(_Echo())
 
     def lines() -> Iterator[str]:
@@ -216,7 +225,6 @@ def sla_export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
         if chunk:
             yield "".join(chunk)
 
-    name = f"sla-{period.first_day.isoformat()}-to-{period.last_day.isoformat()}.csv"
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response

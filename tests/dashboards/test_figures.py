@@ -1,6 +1,8 @@
 """The SLA figures (dashboards/figures.py): worked by hand on a few requests, and the SQL
 held to the Python formulation, which uses the SLA engine's own calendar arithmetic."""
 
+import csv
+import io
 import math
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -296,6 +298,11 @@ def test_the_csv_rows_hold_the_same_facts_in_both_engines(many):
     whole = Period(*PERIODS[2])
     by_sql = list(dashboards.csv_rows(whole, now, engine="sql"))
     by_python = list(dashboards.csv_rows(whole, now, engine="python"))
+    # The download: PostgreSQL's COPY of the same rows, header first.
+    copied = b"".join(dashboards.csv_copy(whole, now)).decode()
+    by_copy = list(csv.reader(io.StringIO(copied)))
+    assert by_copy.pop(0) == dashboards.CSV_COLUMNS
+    assert by_copy == by_sql
     assert len(by_sql) == len(by_python) == 400
     for a, b in zip(by_sql, by_python, strict=True):
         for column, x, y in zip(dashboards.CSV_COLUMNS, a, b, strict=True):

@@ -201,11 +201,14 @@ def test_the_csv_neutralises_formulas_in_text_but_keeps_numbers(users, now, engi
 
 
 def test_the_csv_download_quotes_formulas(client, users, now):
-    timed_request(users["ce"], "create", queued=now - timedelta(days=1), customer="=1+2")
+    timed_request(users["ce"], "create", queued=now - timedelta(days=2), customer="=1+2")
+    # Commas, quotes and a line break survive the file's quoting.
+    awkward = 'Acme, "the best"\nLtd'
+    timed_request(users["ce"], "create", queued=now - timedelta(days=1), customer=awkward)
     client.force_login(users["manager"])
     with time_machine.travel(now, tick=False):
         lines = read_csv(client.get(reverse("sla_export")))
-    assert [line["customer"] for line in lines] == ["'=1+2"]
+    assert [line["customer"] for line in lines] == ["'=1+2", awkward]
 
 
 def test_only_free_text_columns_can_start_like_a_formula():
