@@ -24,6 +24,7 @@ from django.test.utils import override_settings  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from dashboards import figures  # noqa: E402
+from dashboards.fleet import FLEET_ROWS  # noqa: E402
 from provisioning.models import Instance  # noqa: E402
 from requests_app.models import OPEN_STATES  # noqa: E402
 
@@ -137,10 +138,24 @@ def main():
             sql("SELECT * FROM requests_app_event WHERE request_id = %s ORDER BY at, id", [one])(),
         )
 
-    fleet_plain = sql(
-        "SELECT i.*, (SELECT count(*) FROM requests_app_request r WHERE r.instance_id = i.id "
-        f"AND r.state IN {open_states}) FROM provisioning_instance i ORDER BY i.slug"
-    )
+    def fleet_plain():
+        """The fleet page's data: its page of instances with their open requests, the totals
+        over the whole fleet and the versions that decide the latest."""
+        return (
+            sql(
+                "SELECT i.*, (SELECT count(*) FROM requests_app_request r "
+                f"WHERE r.instance_id = i.id AND r.state IN {open_states}) "
+                f"FROM provisioning_instance i ORDER BY i.status, i.slug LIMIT {FLEET_ROWS}"
+            )(),
+            sql(
+                "SELECT status, machine_type, version, count(*) FROM provisioning_instance "
+                "GROUP BY status, machine_type, version"
+            )(),
+            sql(
+                "SELECT DISTINCT target_version FROM requests_app_request "
+                "WHERE target_version <> '' AND state NOT IN ('rejected', 'cancelled')"
+            )(),
+        )
 
     def queue_plain():
         return [

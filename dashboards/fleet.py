@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Max
+from django.core.paginator import Page, Paginator
+from django.db.models import Case, Count, Max, Value, When
 from django.utils import timezone
 
 from incidents.models import UNRESOLVED_STATES, Incident
@@ -62,14 +63,33 @@ class FleetRow:
     incidents: list[Incident] = field(default_factory=list)  # unresolved, most severe first
 
 
-def fleet(category: str = "") -> tuple[list[FleetRow], str | None, dict[str, Any]]:
-    """(rows, latest version text, totals) of every instance, or of those of `category`: a
-    fixed number of queries whatever the size of the fleet. The latest version and how far
-    behind it an instance is count every instance and request, whatever the category."""
+# Instances per page of the fleet: the page renders a page, the totals count the whole fleet.
+FLEET_ROWS = 100
+
+
+def fleet(
+    category: str = "", page_number: str | int | None = None
+) -> tuple[list[FleetRow], str | None, dict[str, Any], Page]:
+    """(rows of the page, latest version text, totals, the page) of the fleet, or of its
+    `category`: a fixed number of queries whatever the size of the fleet, and rows built only
+    for the page shown (FLEET_ROWS, in status order then by slug). The totals come from one
+    grouped query over every instance. The latest version and how far behind it an instance is
+    count every instance and request, whatever the category."""
     found = Instance.objects.all()
     if category:
         found = found.filter(category=category)
-    instances = list(found.annotate(open_requests=open_requests_of_instance()))
+    rank = Case(
+        *(When(status=status, then=Value(i)) for i, status in enumerate(STATUS_ORDER)),
+        default=Value(len(STATUS_ORDER)),
+    )
+    ordered = found.annotate(status_rank=rank, open_requests=open_requests_of_instance())
+    page = Paginator(ordered.order_by("status_rank", "slug"), FLEET_ROWS).get_page(page_number)
+    instances = list(page.object_list)
+    groups = list(
+        found.order_by()
+        .values_list("status", "machine_type", "version")
+        .annotate(count=Count("pk"))
+    )
     targets = (
         Request.objects.exclude(target_version="")
         .exclude(state__in=[State.REJECTED, State.CANCELLED])
@@ -81,7 +101,7 @@ def fleet(category: str = "") -> tuple[list[FleetRow], str | None, dict[str, Any
         (r.major, r.minor, r.patch): r.published_at
         for r in Release.objects.only("major", "minor", "patch", "published_at")
     }
-    versions = [i.version for i in instances]
+    versions = [version for _, _, version, _ in groups]
     if category:  # the versions of the rest of the fleet count too
         versions += Instance.objects.order_by().values_list("version", flat=True).distinct()
     known = {
@@ -93,12 +113,10 @@ def fleet(category: str = "") -> tuple[list[FleetRow], str | None, dict[str, Any
     suspensions = _suspended_since(
         [i.pk for i in instances if i.status == InstanceStatus.SUSPENDED]
     )
-    incidents = open_incidents_by_instance()
+    incidents = open_incidents_by_instance([i.pk for i in instances])
     rows: list[FleetRow] = []
     for instance in instances:
-        label, count = behind(instance.version, latest, known)
-        if instance.status == InstanceStatus.TORN_DOWN:
-            label, count = "—", None
+        label, count = _behind_of(instance.status, instance.version, latest, known)
         spec = MACHINE_TYPES.get(instance.machine_type, {})
         row = FleetRow(instance, monthly_cost(instance), label, count, spec.get("vcpus"))
         mine = parse_version(instance.version)
@@ -110,30 +128,51 @@ def fleet(category: str = "") -> tuple[list[FleetRow], str | None, dict[str, Any
             row.suspended_days = (now - suspensions[instance.pk]).days
         row.incidents = incidents.get(instance.pk, [])
         rows.append(row)
-    rows.sort(
-        key=lambda r: (STATUS_ORDER.index(InstanceStatus(r.instance.status)), r.instance.slug)
-    )
+    by_status = {status: 0 for status in STATUS_ORDER}
+    monthly = behind_count = 0
+    for status, machine_type, version, number in groups:
+        by_status[status] = by_status.get(status, 0) + number
+        monthly += number * monthly_cost(Instance(status=status, machine_type=machine_type))
+        behind_count += number * bool(_behind_of(status, version, latest, known)[1])
     totals = {
-        "instances": len(rows),
-        "live": sum(r.instance.status != InstanceStatus.TORN_DOWN for r in rows),
-        "monthly_usd": sum(r.cost for r in rows),
-        "behind": sum(1 for r in rows if r.releases_behind),
-        "incidents": len({i.pk for r in rows for i in r.incidents}),
+        "instances": page.paginator.count,
+        "live": page.paginator.count - by_status[InstanceStatus.TORN_DOWN],
+        "monthly_usd": monthly,
+        "behind": behind_count,
+        "incidents": Incident.objects.filter(state__in=UNRESOLVED_STATES, instances__in=found)
+        .order_by()
+        .values("pk")
+        .distinct()
+        .count(),
         "by_status": [
-            (status.label, count)
+            (InstanceStatus(status).label, count)
             for status in STATUS_ORDER
-            if (count := sum(r.instance.status == status for r in rows))
+            if (count := by_status[status])
         ],
     }
     latest_text = ".".join(str(part) for part in latest) if latest else None
-    return rows, latest_text, totals
+    return rows, latest_text, totals, page
 
 
-def open_incidents_by_instance() -> dict[int, list[Incident]]:
-    """The unresolved incidents of each instance, most severe first: one query."""
+def _behind_of(
+    status: str, version: str, latest: tuple[int, ...] | None, known: Collection[tuple[int, ...]]
+) -> tuple[str, int | None]:
+    """`behind` of an instance in `status`: a torn-down instance is behind nothing."""
+    if status == InstanceStatus.TORN_DOWN:
+        return "—", None
+    return behind(version, latest, known)
+
+
+def open_incidents_by_instance(
+    instance_ids: Collection[int] | None = None,
+) -> dict[int, list[Incident]]:
+    """The unresolved incidents of each instance (of `instance_ids`, or of all), most severe
+    first: one query."""
+    links = Incident.instances.through.objects.filter(incident__state__in=UNRESOLVED_STATES)
+    if instance_ids is not None:
+        links = links.filter(instance_id__in=instance_ids)
     links = (
-        Incident.instances.through.objects.filter(incident__state__in=UNRESOLVED_STATES)
-        .select_related("incident")
+        links.select_related("incident")
         .only(
             "instance_id",
             "incident__id",

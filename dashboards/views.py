@@ -488,11 +488,12 @@ def fleet_page(request: HttpRequest) -> HttpResponse:
             {"categories": Category.choices, "filter_errors": error_messages(exc.detail)},
             status=400,
         )
-    rows, latest, totals = fleet.fleet(category.get("category", ""))
+    rows, latest, totals, page = fleet.fleet(category.get("category", ""), request.GET.get("page"))
     context = {
         "categories": Category.choices,
         "category": category.get("category", ""),
         "rows": rows,
+        "page": page,
         "latest": latest,
         "totals": totals,
         "storage_usd": fleet.STORAGE_USD,

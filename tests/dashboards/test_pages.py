@@ -391,6 +391,45 @@ def test_an_instance_ahead_of_every_recorded_release_is_not_called_latest(client
     assert "releases behind (major)" in row("acme")
 
 
+@pytest.mark.clock_once("no date arithmetic: paging and totals")
+def test_the_fleet_pages_its_rows_and_totals_count_every_instance(client, users):
+    """Issue 16: a page of FLEET_ROWS instances (status order, then name); the totals, the cost
+    and the counts by status are of the whole fleet, whatever the page."""
+    from dashboards.fleet import FLEET_ROWS
+    from provisioning.models import Instance
+
+    statuses = ["suspended"] * 30 + ["torn_down"] * 20 + ["active"] * (FLEET_ROWS + 50)
+    Instance.objects.bulk_create(
+        Instance(
+            slug=f"fl{i:03d}",
+            customer="Acme Corp",
+            status=status,
+            gcp_project=f"mi-fl{i:03d}",
+            version="6.0.0",
+            machine_type="n1-standard-8",
+        )
+        for i, status in enumerate(statuses)
+    )
+    client.force_login(users["sales"])
+    pages = [client.get(reverse("fleet"), {"page": n}).content.decode() for n in (1, 2)]
+    slugs = [re.findall(r'data-slug="([^"]+)" data-status="([^"]+)"', html) for html in pages]
+    assert len(slugs[0]) == FLEET_ROWS and len(slugs[1]) == 100
+    shown = slugs[0] + slugs[1]
+    assert sorted(shown) == sorted((f"fl{i:03d}", s) for i, s in enumerate(statuses))
+    order = ["active", "provisioning", "failed", "suspended", "torn_down"]
+    assert shown == sorted(shown, key=lambda pair: (order.index(pair[1]), pair[0]))
+    for html in pages:  # 150 active at $532, 30 suspended at $13, torn down at $0
+        assert 'data-testid="cost-total">$80,190<' in html
+        assert 'data-testid="live-count">180<' in html
+        assert "Active: 150 · Suspended: 30 · Torn down: 20" in html
+    assert "Instances 1–100 of 200" in pages[0] and "Page 2 of 2" in pages[1]
+    assert "?page=2" in pages[0] and "?page=1" in pages[1]
+    # A page that is not a number shows the first; one beyond the last shows the last.
+    html = client.get(reverse("fleet"), {"page": "x"}).content.decode()
+    assert re.findall(r'data-slug="([^"]+)" data-status="([^"]+)"', html) == slugs[0]
+    assert 'data-slug="fl049"' in client.get(reverse("fleet"), {"page": 99}).content.decode()
+
+
 # -- navigation and query counts ------------------------------------------------------------------
 
 
@@ -454,7 +493,7 @@ def test_fleet_counts_each_instances_open_requests(users):
         Request.objects.filter(pk=first.pk).update(state=State.DONE)
         file(users["ce"], "upgrade", instance=busy.slug)
         file(users["ce"], "feature", instance=busy.slug)
-        rows, _, _ = fleet()
+        rows, _, _, _ = fleet()
     counts = {row.instance.slug: row.instance.open_requests for row in rows}
     assert counts == {busy.slug: 2, idle.slug: 0}
 
