@@ -15,9 +15,11 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -43,7 +45,7 @@ from provisioning.verify import (
     observe_instance,
     status_from,
 )
-from requests_app import access, history, search, validation, workflow
+from requests_app import access, history, queue_rows, search, validation, workflow
 from requests_app.forms import FORMS, ActionForm, CommentForm
 from requests_app.models import (
     OPEN_STATES,
@@ -604,7 +606,13 @@ def devops_queue(request: HttpRequest) -> HttpResponse:
     first QUEUE_ROWS and says how many more there are, with a link to the filtered list."""
     if not roles.has_role(request.user, roles.DEVOPS):
         raise PermissionDenied("The queue is for DevOps.")
-    base = Request.objects.with_related()
+    # What the rows show of the related records: the instance's slug and who holds each.
+    base = Request.objects.select_related("instance", "assignee").defer(
+        "justification",
+        "instance__outputs",
+        "instance__drift",
+        "assignee__password",
+    )
     # Oldest due first: what breaches soonest is at the top.
     by_due = (
         F("resolution_due_at").asc(nulls_last=True),
@@ -631,9 +639,20 @@ def devops_queue(request: HttpRequest) -> HttpResponse:
             }
         )
     statuses = history.run_statuses(row.pk for section in sections for row in section["rows"])
+    csrf_input = format_html(
+        '<input type="hidden" name="csrfmiddlewaretoken" value="{}">', get_token(request)
+    )
+    now = timezone.now()
     for section in sections:
         for row in section["rows"]:
             row.run_status = statuses.get(row.pk)
+        section["rows_html"] = queue_rows.rows_html(
+            section["rows"],
+            pick_up=section["pick_up"],
+            user_pk=request.user.pk,
+            csrf_input=csrf_input,
+            now=now,
+        )
     context = {
         "sections": sections,
         # Mail and Slack that could not be sent after every attempt: someone has to tell people.

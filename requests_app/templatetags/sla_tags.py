@@ -3,6 +3,8 @@
 from typing import Any
 
 from django import template
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
 
@@ -40,8 +42,8 @@ def describe(timer: dict[str, Any] | None, working: bool) -> str:
     return f"paused, {left}" if status == "paused" else left
 
 
-@register.inclusion_tag("requests_app/_timer.html")
-def timer_bar(timer: dict[str, Any] | None, label: str, working: bool = False) -> dict[str, Any]:
+def bar_figures(timer: dict[str, Any] | None, working: bool = False) -> tuple[str, int, str]:
+    """(status shown, percent of the target elapsed, words) of a timer's bar."""
     percent = 0
     if timer and timer["remaining_seconds"] is not None:
         target = timer["elapsed_seconds"] + timer["remaining_seconds"]
@@ -49,11 +51,56 @@ def timer_bar(timer: dict[str, Any] | None, label: str, working: bool = False) -
     status = timer["status"] if timer else "none"
     if timer and timer["at_risk"]:
         status = "at_risk"
-    return {
-        "timer": timer,
-        "label": label,
-        "percent": percent,
-        "status": status,
-        "text": describe(timer, working),
-        "working": working,
-    }
+    return status, percent, describe(timer, working)
+
+
+def timer_html(
+    timer: dict[str, Any] | None,
+    label: str,
+    working: bool = False,
+    *,
+    target_seconds: float | None = None,
+    live: bool = False,
+) -> SafeString:
+    """A timer as a bar with the time left: the markup of every page (request lists, the queue,
+    the detail pages, the board, which adds what board.js needs to count it down: `live` and
+    the target). Built with format_html rather than a template: a queue or a board draws
+    hundreds of them, and this is several times faster."""
+    status, percent, text = bar_figures(timer, working)
+    due = timer["due_at"] if timer else None
+    data = ""
+    if timer is not None:
+        remaining = timer["remaining_seconds"]
+        data = format_html(
+            ' data-remaining="{}"{} data-working="{}"',
+            "" if remaining is None else remaining,
+            format_html(' data-target="{}"', int(target_seconds))
+            if target_seconds is not None
+            else "",
+            "1" if working else "0",
+        )
+    return format_html(
+        '<div class="timer timer-{status}" data-testid="timer-{testid}" data-status="{status}"'
+        '{live}{due}{data} title="{label}: {text}{due_title}">'
+        '<span class="timer-label">{label}</span>'
+        # An SVG bar: its width is an attribute, not a style attribute, which the
+        # Content-Security-Policy would block.
+        '<svg class="timer-track" viewBox="0 0 100 1" preserveAspectRatio="none" '
+        'role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="{percent}" '
+        'aria-label="{label}"><rect class="timer-fill" width="{percent}" height="1"/></svg>'
+        '<span class="timer-text">{text}</span></div>',
+        status=status,
+        testid=label.lower(),
+        live=mark_safe(' data-live="1"') if live else "",
+        due=format_html(' data-due="{}"', due) if due else "",
+        data=data,
+        due_title=f" (due {due})" if due else "",
+        label=label,
+        text=text,
+        percent=percent,
+    )
+
+
+@register.simple_tag
+def timer_bar(timer: dict[str, Any] | None, label: str, working: bool = False) -> SafeString:
+    return timer_html(timer, label, working)

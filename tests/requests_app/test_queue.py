@@ -117,3 +117,40 @@ def test_the_queue_runs_the_same_queries_for_many_rows(
         html = client.get(reverse("devops_queue")).content.decode()
     assert html.count("<tr data-request-id=") == 3 * QUEUE_ROWS
     assert "applied" in html and State.QUEUED in html
+
+
+@pytest.mark.clock_once("markup of the rows: no date arithmetic beyond the timers' presence")
+def test_the_rows_escape_what_people_typed_and_say_who_holds_them(client, users):
+    """The rows are drawn in Python (requests_app/queue_rows.py): every typed value is escaped,
+    and the row says what the template said (kind, non-standard reasons, instance link, holder,
+    timers, the pick-up form with its CSRF token)."""
+    instance = make_instance("acme-q")
+    now = timezone.now()
+    queued = timed_request(
+        users["ce"], queued=now - timedelta(hours=1), customer='<script>alert("x")</script>'
+    )
+    queued.standard = False
+    queued.non_standard_reasons = ["scale", "<b>migration</b>"]
+    queued.instance = instance
+    queued.instance_slug = instance.slug
+    queued.save()
+    mine = timed_request(
+        users["ce"],
+        queued=now - timedelta(hours=1),
+        assignee=users["devops"],
+        picked=now - timedelta(minutes=5),
+    )
+    client.force_login(users["devops"])
+    html = client.get(reverse("devops_queue")).content.decode()
+    row = section(html, "queued").split(f'data-request-id="{queued.pk}"')[1].split("</tr>")[0]
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in row
+    assert 'title="scale, &lt;b&gt;migration&lt;/b&gt;">non-standard</span>' in row
+    assert f'<a href="{reverse("instance_detail", args=[instance.slug])}">acme-q</a>' in row
+    assert f'action="{reverse("request_action", args=[queued.pk, "pick_up"])}"' in row
+    assert 'name="csrfmiddlewaretoken" value="' in row
+    assert 'data-testid="timer-response"' in row and 'data-testid="timer-resolution"' in row
+    assert '<td data-testid="held-by"><span class="muted">nobody</span></td>' in row
+    held = section(html, "in_progress").split(f'data-request-id="{mine.pk}"')[1].split("</tr>")[0]
+    assert "devops <span class=\"muted\">(you)</span>" in held
+    assert "pick-up-" not in held
