@@ -152,5 +152,5 @@ def test_the_rows_escape_what_people_typed_and_say_who_holds_them(client, users)
     assert 'data-testid="timer-response"' in row and 'data-testid="timer-resolution"' in row
     assert '<td data-testid="held-by"><span class="muted">nobody</span></td>' in row
     held = section(html, "in_progress").split(f'data-request-id="{mine.pk}"')[1].split("</tr>")[0]
-    assert "devops <span class=\"muted\">(you)</span>" in held
+    assert 'devops <span class="muted">(you)</span>' in held
     assert "pick-up-" not in held
