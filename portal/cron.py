@@ -8,10 +8,17 @@ from incidents.jobs import incident_sweep
 from provisioning.jobs import verify_fleet
 from provisioning.runs import reconcile_runs, relay_runs
 from releases.jobs import maintenance_tick, sync_releases
-from requests_app.jobs import access_reminders, relay_notifications, sla_sweep
+from requests_app.jobs import (
+    access_reminders,
+    compact_request_count,
+    relay_notifications,
+    sla_sweep,
+)
 
 register(relay_notifications, queue_name="default", interval=60)
 register(sla_sweep, queue_name="default", interval=60)
+# The request count's deltas folded into one row (requests_app/counting.py).
+register(compact_request_count, queue_name="default", interval=60)
 # The incidents' timers, by the same sweep over their own rows.
 register(incident_sweep, queue_name="default", interval=60)
 # Access grants ending within a week, and today: DevOps hear once each.

@@ -31,6 +31,7 @@ from rest_framework.views import APIView, exception_handler
 from provisioning import instances, runs
 from provisioning.models import Instance
 from requests_app import access, search, workflow
+from requests_app.counting import CountedPaginator
 from requests_app.forms import FORMS, ActionForm, CommentForm
 from requests_app.models import Event, Kind, Request
 from requests_app.serializers import (
@@ -46,6 +47,8 @@ from requests_app.serializers import (
     RequestSerializer,
     check_json,
     error_messages,
+    event_rows,
+    usernames_of,
 )
 from requests_app.transitions import RULES
 
@@ -179,7 +182,9 @@ class PortalAutoSchema(AutoSchema):
 class Pages(PageNumberPagination):
     """DRF's page numbers (REST_FRAMEWORK's PAGE_SIZE a page), with `page` described as DRF
     reads it: empty is the first page, `last` the last one, any other value that names no page
-    a 404."""
+    a 404. Every request is counted from the kept number (requests_app/counting.py)."""
+
+    django_paginator_class = CountedPaginator
 
     def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
         return [
@@ -243,11 +248,17 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         "PostgreSQL). The filters combine: a request must pass every one given.",
     )
     def list(self, request: ApiRequest, *args: Any, **kwargs: Any) -> Response:
-        page = self.paginate_queryset(self.filtered(self.get_queryset()))
+        # The request rows alone: the JSON names the instance by its slug, the people by their
+        # usernames (one query for the page), the events come as rows in one query.
+        listed = self.filtered(Request.objects.order_by("-created_at", "-id"))
+        page = self.paginate_queryset(listed)
         assert page is not None  # REST_FRAMEWORK sets a pagination class
+        ids = [r.pk for r in page]
         context = {
             **self.get_serializer_context(),
-            "runs": runs.runs_for_many([r.pk for r in page]),
+            "runs": runs.runs_for_many(ids),
+            "events": event_rows(ids),
+            "usernames": usernames_of(page),
         }
         return self.get_paginated_response(RequestSerializer(page, many=True, context=context).data)
 

@@ -4,7 +4,7 @@ this module but RQ and the scheduler."""
 
 from datetime import datetime
 
-from requests_app import access, notifications
+from requests_app import access, counting, notifications
 from requests_app.sla import sweep, timers
 
 
@@ -22,6 +22,10 @@ def relay_notifications(now: datetime | None = None) -> int:
 
 def sla_sweep() -> dict[str, int]:
     return sweep.run()
+
+
+def compact_request_count() -> int:
+    return counting.compact()
 
 
 def recompute_sla_timers() -> int:

@@ -6,11 +6,14 @@ import itertools
 import json
 import re
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
 from django.core.management import call_command
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -580,6 +583,47 @@ def test_list_query_count_does_not_grow_with_rows(users, django_assert_max_num_q
         request_in_state(users, State.IN_PROGRESS, kind="feature")
     with django_assert_max_num_queries(len(few.captured_queries)):
         client.get("/api/v1/requests/")
+
+
+def test_the_list_says_of_each_request_what_its_detail_says(users):
+    """The list draws its page from rows (usernames, events and runs loaded once for the page,
+    instants written with one time zone lookup); each entry must be the detail's JSON but for
+    `allowed_actions`, null in lists. Every kind, events without a person, runs, the granter."""
+    from provisioning.models import Run, RunState
+
+    when = datetime(2026, 3, 3, 10, 0, tzinfo=timezone.get_current_timezone())
+    made = [request_in_state(users, State.IN_PROGRESS, kind=kind) for kind in KINDS]
+    made.append(request_in_state(users, State.DONE, kind="access"))
+    made.append(request_in_state(users, State.TECH_REVIEW, kind="feature"))
+    Event.objects.create(request=made[0], at=when, by=None, action="comment", comment="system")
+    Event.objects.create(request=made[1], at=when.replace(microsecond=120), by=users["lead"])
+    Run.objects.create(
+        instance=make_instance(),
+        request_id=made[0].pk,
+        kind="plan",
+        state=RunState.ERRORED,
+        created_by=users["devops"],
+        created_at=when,
+    )
+    client = api(users["manager"])
+    listed = {entry["id"]: entry for entry in client.get("/api/v1/requests/").json()["results"]}
+    assert set(listed) == {r.pk for r in made}
+    for request in made:
+        detail = client.get(f"/api/v1/requests/{request.pk}/").json()
+        assert detail.pop("allowed_actions") is not None
+        entry = listed[request.pk]
+        assert entry.pop("allowed_actions") is None
+        for timer in ("response", "resolution"):  # live seconds move between the two calls
+            for one in (entry, detail):
+                if one["sla"][timer]:
+                    one["sla"][timer].pop("elapsed_seconds")
+                    one["sla"][timer].pop("remaining_seconds")
+        assert entry == detail, request.kind
+    assert listed[made[0].pk]["runs"][0]["state"] == "errored"
+    system = [e for e in listed[made[0].pk]["events"] if e["comment"] == "system"]
+    assert [e["by"] for e in system] == [None]
+    granted = listed[made[-2].pk]
+    assert granted["granted_by"] == "devops" and granted["requested_by"] == "ce"
 
 
 def test_detail_query_count_does_not_grow_with_events_or_runs(users, django_assert_max_num_queries):
@@ -1230,3 +1274,25 @@ def test_a_date_time_without_an_offset_is_read_in_the_sla_time_zone(users):
     request.refresh_from_db()
     assert request.target_due_at == when.replace(microsecond=0)
     assert response.json()["due_at"].endswith(when.strftime("%z")[:3] + ":00")
+
+
+@pytest.mark.clock_once("formats given instants; reads no clock")
+@given(
+    st.datetimes(
+        min_value=datetime(1990, 1, 1),
+        max_value=datetime(2100, 1, 1),
+        timezones=st.sampled_from(
+            [ZoneInfo("UTC"), ZoneInfo("America/Los_Angeles"), ZoneInfo("Asia/Kolkata")]
+        ),
+    )
+)
+def test_instants_are_written_as_drf_writes_them(value):
+    from rest_framework import serializers
+
+    from requests_app.serializers import iso_instants
+
+    field = serializers.DateTimeField()
+    assert iso_instants(field)(value) == field.to_representation(value)
+    assert iso_instants(field)(None) is None
+    utc = serializers.DateTimeField(default_timezone=ZoneInfo("UTC"))
+    assert iso_instants(utc)(value) == utc.to_representation(value)

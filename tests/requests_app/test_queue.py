@@ -154,3 +154,45 @@ def test_the_rows_escape_what_people_typed_and_say_who_holds_them(client, users)
     held = section(html, "in_progress").split(f'data-request-id="{mine.pk}"')[1].split("</tr>")[0]
     assert 'devops <span class="muted">(you)</span>' in held
     assert "pick-up-" not in held
+
+
+def test_no_row_of_any_kind_asks_for_a_column_the_queue_left_out(client, users, monkeypatch):
+    """The queue loads only QUEUE_COLUMNS: a row of any kind, in any section, at any point of
+    its clocks, must be drawn from them (a deferred column would cost a query per row)."""
+    from django.contrib.auth import get_user_model
+
+    from provisioning.models import Instance
+    from requests_app.models import Kind, Request
+
+    now = timezone.now()
+    instance = make_instance("acme-cols")
+    for kind in Kind.values:
+        for picked, pauses in (
+            (None, ()),
+            (now - timedelta(minutes=30), ()),
+            (now - timedelta(minutes=30), ((now - timedelta(minutes=20), None),)),
+        ):
+            request = timed_request(
+                users["ce"],
+                kind,
+                queued=now - timedelta(hours=1),
+                picked=picked,
+                pauses=pauses,
+                assignee=users["devops"],
+                target_days=3,
+            )
+            request.instance = instance
+            request.standard = False
+            request.non_standard_reasons = ["scale"]
+            if kind == Kind.ACCESS:
+                request.person, request.scope = "ann@example.com", "vault"
+            request.save()
+
+    def refuse(self, *args, fields=None, **kwargs):
+        raise AssertionError(f"{type(self).__name__} loads deferred {fields}")
+
+    for model in (Request, Instance, get_user_model()):
+        monkeypatch.setattr(model, "refresh_from_db", refuse)
+    client.force_login(users["devops"])
+    html = client.get(reverse("devops_queue")).content.decode()
+    assert html.count("<tr data-request-id=") == 3 * len(Kind.values)
