@@ -15,11 +15,9 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
-from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -45,7 +43,8 @@ from provisioning.verify import (
     observe_instance,
     status_from,
 )
-from requests_app import access, history, queue_rows, search, validation, workflow
+from requests_app import access, history, search, validation, workflow
+from requests_app import rows as request_rows
 from requests_app.counting import CountedPaginator
 from requests_app.forms import FORMS, ActionForm, CommentForm
 from requests_app.models import (
@@ -137,7 +136,12 @@ LIST_FILTERS = ("q", "customer", "assignee", "instance", "state", "kind", "categ
 
 def request_list(request: HttpRequest, mine: bool = False) -> HttpResponse:
     require_reader(request.user)
-    queryset: QuerySet[Request] = Request.objects.with_related().order_by("-created_at", "-id")
+    # Only what the rows show and the timers read (request_rows.ROW_COLUMNS).
+    queryset: QuerySet[Request] = (
+        Request.objects.select_related("instance", "assignee", "requested_by")
+        .only(*request_rows.ROW_COLUMNS, "requested_by__username")
+        .order_by("-created_at", "-id")
+    )
     if mine:
         queryset = queryset.filter(requested_by=request.user.pk)
     # The form sends every field; an empty one is no filter (the API: `state=` is a 400).
@@ -601,31 +605,6 @@ QUEUE_SECTIONS = [
 ]
 
 
-QUEUE_COLUMNS = [
-    "kind",
-    "state",
-    "customer",
-    "category",
-    "instance_slug",
-    "standard",
-    "non_standard_reasons",
-    "scope",
-    "person",
-    "created_at",
-    "target_due_at",
-    "release_published_at",
-    "ended_at",
-    "assignee_id",
-    *(
-        field.name
-        for field in Request._meta.concrete_fields
-        if field.name.startswith(("response_", "resolution_"))
-    ),
-    "instance__slug",
-    "assignee__username",
-]
-
-
 def devops_queue(request: HttpRequest) -> HttpResponse:
     """The open work of DevOps, the most urgent first, each with how its run stands and who
     holds it. A fixed number of queries however many requests are open: each section shows its
@@ -634,7 +613,7 @@ def devops_queue(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied("The queue is for DevOps.")
     # Only what the rows show and the timers read (a third of the page's time went to loading
     # the rest); test_queue checks that no row asks for a column left out.
-    base = Request.objects.select_related("instance", "assignee").only(*QUEUE_COLUMNS)
+    base = Request.objects.select_related("instance", "assignee").only(*request_rows.ROW_COLUMNS)
     # Oldest due first: what breaches soonest is at the top.
     by_due = (
         F("resolution_due_at").asc(nulls_last=True),
@@ -661,19 +640,13 @@ def devops_queue(request: HttpRequest) -> HttpResponse:
             }
         )
     statuses = history.run_statuses(row.pk for section in sections for row in section["rows"])
-    csrf_input = format_html(
-        '<input type="hidden" name="csrfmiddlewaretoken" value="{}">', get_token(request)
-    )
+    csrf = request_rows.csrf_input(request)
     now = timezone.now()
     for section in sections:
         for row in section["rows"]:
             row.run_status = statuses.get(row.pk)
-        section["rows_html"] = queue_rows.rows_html(
-            section["rows"],
-            pick_up=section["pick_up"],
-            user_pk=request.user.pk,
-            csrf_input=csrf_input,
-            now=now,
+        section["rows_html"] = request_rows.queue_rows(
+            section["rows"], pick_up=section["pick_up"], user_pk=request.user.pk, csrf=csrf, now=now
         )
     context = {
         "sections": sections,

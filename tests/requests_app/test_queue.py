@@ -121,7 +121,7 @@ def test_the_queue_runs_the_same_queries_for_many_rows(
 
 @pytest.mark.clock_once("markup of the rows: no date arithmetic beyond the timers' presence")
 def test_the_rows_escape_what_people_typed_and_say_who_holds_them(client, users):
-    """The rows are drawn in Python (requests_app/queue_rows.py): every typed value is escaped,
+    """The rows are drawn in Python (requests_app/rows.py): every typed value is escaped,
     and the row says what the template said (kind, non-standard reasons, instance link, holder,
     timers, the pick-up form with its CSRF token)."""
     instance = make_instance("acme-q")
@@ -156,8 +156,8 @@ def test_the_rows_escape_what_people_typed_and_say_who_holds_them(client, users)
     assert "pick-up-" not in held
 
 
-def test_no_row_of_any_kind_asks_for_a_column_the_queue_left_out(client, users, monkeypatch):
-    """The queue loads only QUEUE_COLUMNS: a row of any kind, in any section, at any point of
+def test_no_row_of_any_kind_asks_for_a_column_the_tables_left_out(client, users, monkeypatch):
+    """The queue and the request list load only ROW_COLUMNS: a row of any kind, in any section, at any point of
     its clocks, must be drawn from them (a deferred column would cost a query per row)."""
     from django.contrib.auth import get_user_model
 
@@ -195,4 +195,7 @@ def test_no_row_of_any_kind_asks_for_a_column_the_queue_left_out(client, users, 
         monkeypatch.setattr(model, "refresh_from_db", refuse)
     client.force_login(users["devops"])
     html = client.get(reverse("devops_queue")).content.decode()
+    assert html.count("<tr data-request-id=") == 3 * len(Kind.values)
+    # The request list loads the same columns and the requester's name.
+    html = client.get(reverse("request_list")).content.decode()
     assert html.count("<tr data-request-id=") == 3 * len(Kind.values)
