@@ -96,47 +96,55 @@ def copy_seconds(statement):
     return time.perf_counter() - started, size
 
 
-def main():
+def load_rows(count):
+    """Load `count` requests (10 events each) over ~1,000 instances, or keep those loaded
+    (--keep): (seconds, requests, events)."""
+    from requests_app.models import Event, Request
+
+    if args.keep and Request.objects.count() == count:
+        return 0.0, count, Event.objects.count()
+    reset()
+    ids = people()
+    loaded = dashboard.load(count, ids, timezone.now())
+    instances(args.instances)
+    return loaded
+
+
+def static_files():
+    """Plain static names: production serves hashed ones from collectstatic's manifest."""
     override_settings(
         STORAGES={
             **settings.STORAGES,
             "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
         }
     ).enable()
-    from requests_app.models import Event, Request
 
-    if args.keep and Request.objects.count() == args.requests:
-        seconds, requests, events = 0.0, args.requests, Event.objects.count()
-    else:
-        reset()
-        ids = people()
-        seconds, requests, events = dashboard.load(args.requests, ids, timezone.now())
-        instances(args.instances)
-    print(
-        f"loaded {requests:,} requests, {events:,} events, {args.instances:,} instances "
-        f"in {seconds:.1f} s"
-    )
+
+LIST_SQL = (
+    "SELECT r.*, u.username FROM requests_app_request r "
+    "LEFT JOIN auth_user u ON u.id = r.requested_by_id "
+    "ORDER BY r.created_at DESC, r.id DESC LIMIT 50"
+)
+
+
+def cases(requests):
+    """(name, client, URL, plain SQL reading the same data) of every page measured."""
     User = get_user_model()
     manager, devops = Client(), Client()
     manager.force_login(User.objects.get(username="manager"))
     devops.force_login(User.objects.get(username="devops1"))
-    one = args.requests // 2
+    one = requests // 2
     open_states = "(" + ", ".join(f"'{state.value}'" for state in OPEN_STATES) + ")"
-    list_sql = (
-        "SELECT r.*, u.username FROM requests_app_request r "
-        "LEFT JOIN auth_user u ON u.id = r.requested_by_id "
-        "ORDER BY r.created_at DESC, r.id DESC LIMIT 50"
-    )
     # The number of requests as the portal keeps it (requests_app/counting.py): count(*) would
     # grow with the table, which is what the kept number is for.
     count_sql = "SELECT COALESCE(sum(n), 0) FROM requests_app_requestcount"
 
     def list_plain():
-        return sql(list_sql)(), sql(count_sql)()
+        return sql(LIST_SQL)(), sql(count_sql)()
 
     def list_api_plain():
         """The list, the count, and the page's events and runs, which the API's JSON holds."""
-        rows = sql(list_sql)()
+        rows = sql(LIST_SQL)()
         ids = [row[0] for row in rows]
         return (
             rows,
@@ -194,7 +202,7 @@ def main():
         f"SELECT state, count(*) FROM requests_app_request WHERE state IN {open_states} "
         "GROUP BY state"
     )
-    cases = [
+    return [
         ("home", manager, "/", home_plain),
         ("request list page", manager, "/requests/", list_plain),
         ("request list API", manager, "/api/v1/requests/", list_api_plain),
@@ -203,6 +211,25 @@ def main():
         ("fleet", manager, "/dashboards/fleet/", fleet_plain),
         ("DevOps queue", devops, "/queue/", queue_plain),
     ]
+
+
+def measure(name, client, url, plain, repeat):
+    """(page seconds, SQL seconds, queries, response bytes): medians of `repeat` runs."""
+    queries, response = count_queries(page(client, url))
+    page_s, _ = timed(page(client, url), repeat)
+    sql_s, _ = timed(plain, repeat)
+    return page_s, sql_s, queries, len(response.content)
+
+
+def main():
+    static_files()
+    seconds, requests, events = load_rows(args.requests)
+    print(
+        f"loaded {requests:,} requests, {events:,} events, {args.instances:,} instances "
+        f"in {seconds:.1f} s"
+    )
+    measured = cases(requests)
+    manager = next(client for name, client, *_ in measured if name == "home")
     lines = [
         f"# Page benchmark ({args.requests:,} requests, {events:,} events, "
         f"{args.instances:,} instances)",
@@ -213,17 +240,15 @@ def main():
         "|---|---:|---:|---:|---:|---:|---|---|",
     ]
     failed = False
-    for name, client, url, plain in cases:
-        queries, response = count_queries(page(client, url))
-        page_s, _ = timed(page(client, url), args.repeat)
-        sql_s, _ = timed(plain, args.repeat)
+    for name, client, url, plain in measured:
+        page_s, sql_s, queries, size = measure(name, client, url, plain, args.repeat)
         if sql_s < 0.005:
             goal, ok = "<= 30 ms", page_s <= 0.030
         else:
             goal, ok = "<= 3x SQL", page_s <= 3 * sql_s
         failed |= not ok
         lines.append(
-            f"| {name} | {page_s * 1000:.1f} | {queries} | {len(response.content) // 1024} | "
+            f"| {name} | {page_s * 1000:.1f} | {queries} | {size // 1024} | "
             f"{sql_s * 1000:.1f} | {page_s / sql_s:.1f}x | {goal} | {'pass' if ok else 'FAIL'} |"
         )
 
@@ -251,7 +276,7 @@ def main():
         f"{size / 1e6:.1f} MB) | - | - | COPY {copy_s * 1000:.0f} ({copy_size / 1e6:.1f} MB) | "
         f"{csv_s / copy_s:.1f}x | >= 20 MB/s, <= 2x COPY | {'pass' if ok else 'FAIL'} |"
     )
-    plan = explain(list_sql)
+    plan = explain(LIST_SQL)
     uses = "request_created_desc" in plan
     lines += [
         "",
@@ -275,4 +300,5 @@ def main():
         raise SystemExit(1)
 
 
-main()
+if __name__ == "__main__":  # bench/scale.py imports the cases
+    main()

@@ -3,7 +3,7 @@
 from typing import Any
 
 from django import template
-from django.utils.html import format_html
+from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
@@ -64,40 +64,32 @@ def timer_html(
 ) -> SafeString:
     """A timer as a bar with the time left: the markup of every page (request lists, the queue,
     the detail pages, the board, which adds what board.js needs to count it down: `live` and
-    the target). Built with format_html rather than a template: a queue or a board draws
-    hundreds of them, and this is several times faster."""
+    the target). Built with f-strings, each value escaped, rather than a template: a queue or
+    a board draws hundreds of them, and this is several times faster."""
     status, percent, text = bar_figures(timer, working)
-    due = timer["due_at"] if timer else None
+    due = escape(timer["due_at"]) if timer and timer["due_at"] else ""
+    label, text = escape(label), escape(text)
     data = ""
     if timer is not None:
         remaining = timer["remaining_seconds"]
-        data = format_html(
-            ' data-remaining="{}"{} data-working="{}"',
-            "" if remaining is None else remaining,
-            format_html(' data-target="{}"', int(target_seconds))
-            if target_seconds is not None
-            else "",
-            "1" if working else "0",
-        )
-    return format_html(
-        '<div class="timer timer-{status}" data-testid="timer-{testid}" data-status="{status}"'
-        '{live}{due}{data} title="{label}: {text}{due_title}">'
-        '<span class="timer-label">{label}</span>'
+        data = f' data-remaining="{"" if remaining is None else remaining}"'
+        if target_seconds is not None:
+            data += f' data-target="{int(target_seconds)}"'
+        data += f' data-working="{"1" if working else "0"}"'
+    live_attr = ' data-live="1"' if live else ""
+    due_attr = f' data-due="{due}"' if due else ""
+    due_words = f" (due {due})" if due else ""
+    status = escape(status)
+    return mark_safe(
+        f'<div class="timer timer-{status}" data-testid="timer-{label.lower()}" '
+        f'data-status="{status}"{live_attr}{due_attr}{data} title="{label}: {text}{due_words}">'
+        f'<span class="timer-label">{label}</span>'
         # An SVG bar: its width is an attribute, not a style attribute, which the
         # Content-Security-Policy would block.
         '<svg class="timer-track" viewBox="0 0 100 1" preserveAspectRatio="none" '
-        'role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="{percent}" '
-        'aria-label="{label}"><rect class="timer-fill" width="{percent}" height="1"/></svg>'
-        '<span class="timer-text">{text}</span></div>',
-        status=status,
-        testid=label.lower(),
-        live=mark_safe(' data-live="1"') if live else "",
-        due=format_html(' data-due="{}"', due) if due else "",
-        data=data,
-        due_title=f" (due {due})" if due else "",
-        label=label,
-        text=text,
-        percent=percent,
+        f'role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="{percent}" '
+        f'aria-label="{label}"><rect class="timer-fill" width="{percent}" height="1"/></svg>'
+        f'<span class="timer-text">{text}</span></div>'
     )
 
 
