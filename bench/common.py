@@ -1,13 +1,18 @@
-"""Shared set-up of the benchmarks: a PostgreSQL database of their own, migrated; and the data of
-the page benchmarks (bench/dashboard.py's requests and events, bench/pages.py's instances).
+"""Shared set-up of the benchmarks: a PostgreSQL database of their own, migrated; the data of the
+page benchmarks (bench/dashboard.py's requests and events, bench/pages.py's instances); and the
+processes a benchmark starts (gunicorn as production runs it, bench/run_start.py's worker and
+sandbox), stopped at the end however the benchmark ends.
 
 Only `setup()` may come before Django is set up: what reads the database imports it inside."""
 
 import os
 import platform
 import random
+import signal
+import subprocess
 import sys
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -337,3 +342,145 @@ def machine():
         f"{os.cpu_count()} cores ({cpu}), {platform.python_implementation()} "
         f"{platform.python_version()}, PostgreSQL {pg}"
     )
+
+
+# -- the portal's processes --------------------------------------------------------------------
+
+# Production's settings (docker-compose.yml) over plain HTTP on 127.0.0.1, as bench/dashboard.py
+# sets them; what the environment already says wins, except DEBUG, which is off.
+PRODUCTION = {
+    "SECRET_KEY": "bench-" + "k9Vq2xLr7Tz0Wm4Hs8Pd3Nf6Bc1Jy5Ga" * 2,
+    "ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
+    "SECURE_SSL_REDIRECT": "false",
+    "SESSION_COOKIE_SECURE": "false",
+    "CSRF_COOKIE_SECURE": "false",
+}
+
+
+def production_settings():
+    os.environ["DJANGO_DEBUG"] = "false"
+    for name, value in PRODUCTION.items():
+        os.environ.setdefault(name, value)
+    hosts = [h.strip() for h in os.environ["ALLOWED_HOSTS"].split(",") if h.strip()]
+    if "127.0.0.1" not in hosts:  # the servers below answer there
+        os.environ["ALLOWED_HOSTS"] = ",".join([*hosts, "127.0.0.1"])
+
+
+def descendants(pid):
+    """Every process below `pid`, read from /proc (RQ's work horse and Terraform run in sessions
+    of their own, which a signal to the worker's group does not reach)."""
+    children = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+class Processes:
+    """The processes a benchmark starts, each in a session of its own with its output in
+    `folder`/<name>.log. Used as a context manager: on the way out, however the benchmark ends
+    (an error, Ctrl-C, SIGTERM), each gets SIGTERM, the last started first, and whatever is
+    still running after `timeout` seconds is killed with all it started."""
+
+    def __init__(self, folder, timeout=30):
+        self.folder = Path(folder)
+        self.timeout = timeout
+        self.started = []
+
+    def __enter__(self):
+        # SIGTERM (a stopped `make bench`) unwinds like Ctrl-C, through this __exit__.
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self, name, cmd, env=None):
+        with open(self.folder / f"{name}.log", "wb") as log:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                env=env or os.environ,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.started.append((name, proc))
+        return proc
+
+    def tail(self, name, lines=25):
+        path = self.folder / f"{name}.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def wait_until_up(self, name, proc, url, seconds=60):
+        """Until `url` answers 200; a process that exits first, or never answers, stops the
+        benchmark with the end of its log."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                why = f"exited with {proc.returncode}" if proc.poll() is not None else "is not up"
+                raise SystemExit(f"{name} {why} ({url}); its log:\n{self.tail(name)}")
+            time.sleep(0.2)
+
+    def stop(self):
+        family = {}
+        for _name, proc in reversed(self.started):
+            if proc.poll() is None:
+                family[proc.pid] = descendants(proc.pid)
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + self.timeout
+        for name, proc in reversed(self.started):
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                print(f"{name} did not stop in {self.timeout} s: killed", file=sys.stderr)
+                for pid in [proc.pid, *family.get(proc.pid, []), *descendants(proc.pid)]:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                proc.wait()
+        self.started = []
+
+
+def gunicorn(processes, workers=3):
+    """The portal as docker-compose.yml's `web` service runs it: gunicorn with 3 workers, DEBUG
+    off, on a free port of 127.0.0.1 and the benchmark's database (the environment: call
+    `production_settings()` and `setup()` first). Its static files first, as the image's build
+    collects them (into STATIC_ROOT, the checkout's staticfiles/, which git ignores), so that
+    WhiteNoise serves them and pages find their manifest. Returns the URL once /healthz answers."""
+    from django.core.management import call_command
+
+    from portal import devservices
+
+    call_command("collectstatic", interactive=False, verbosity=0)
+    port = devservices.free_port()
+    cmd = [sys.executable, "-m", "gunicorn", "portal.wsgi:application"]
+    cmd += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
+    cmd += ["--access-logfile", str(processes.folder / "access.log")]
+    proc = processes.start("gunicorn", cmd)
+    url = f"http://127.0.0.1:{port}"
+    processes.wait_until_up("gunicorn", proc, f"{url}/healthz")
+    return url
