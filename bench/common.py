@@ -23,8 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def setup(suffix="bench"):
-    """Point Django at `<database>_<suffix>` on the test server, create it, migrate it."""
+def setup(suffix="bench", fresh=False):
+    """Point Django at `<database>_<suffix>` on the test server, create it (`fresh`: anew, dropped
+    first with whatever an earlier run left in it), migrate it."""
     import psycopg
 
     from portal import devservices
@@ -37,6 +38,8 @@ def setup(suffix="bench"):
     name = f"{parts.path.lstrip('/') or 'portal'}_{suffix}"
     admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
+        if fresh:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{name}"')
