@@ -302,7 +302,7 @@ def main():
         f"# Load test ({args.requests:,} requests, {events:,} events, {args.instances:,} "
         f"instances; {args.users} people)",
         "",
-        f"Machine: {machine()}. Load average (1 min) {load_before[0]:.2f} before loading, "
+        f"Machine: {machine()}. Load average (1 min) {load_before[0]:.2f} at the start, "
         f"{load_start[0]:.2f} when the people started, {load_end[0]:.2f} at the end: the "
         "machine's other work shares its cores with the portal, PostgreSQL and locust.",
         "",
