@@ -10,13 +10,13 @@ import argparse
 import io
 import json
 import os
-import random
 import statistics
 import time
 import warnings
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-from common import setup
+import common
+from common import people, reset, setup
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--requests", type=int, default=100_000)
@@ -40,249 +40,21 @@ setup("bench_dashboard")
 
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
-from django.contrib.auth.models import Group  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.db.models import Count  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import override_settings  # noqa: E402
 from django.utils import timezone  # noqa: E402
-from psycopg.types.json import Jsonb  # noqa: E402
 
 from dashboards import figures as dashboards  # noqa: E402
 from dashboards.views import BOARD_ROWS  # noqa: E402
 from requests_app.models import Request  # noqa: E402
-from requests_app.sla import calendar as sla_calendar  # noqa: E402
 from requests_app.sla import policies as sla_policies  # noqa: E402
-from requests_app.sla import timers  # noqa: E402
-
-KINDS = [
-    ("create", 18),
-    ("suspend", 8),
-    ("resume", 7),
-    ("teardown", 8),
-    ("upgrade", 30),
-    ("enable_executors", 9),
-    ("feature", 20),
-]
-HOUR, DAY = 3600.0, 86400.0
-
-
-def reset():
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "TRUNCATE requests_app_notification, requests_app_comment, requests_app_approval, "
-            "requests_app_event, requests_app_request RESTART IDENTITY CASCADE"
-        )
-    sla_policies.invalidate_cache()
-
-
-def people():
-    User = get_user_model()
-    made = {}
-    names = [("ce", "CE"), ("sales", "Sales"), ("lead", "CE Leadership")]
-    names += [("reviewer", "Tech Review"), ("manager", "Managers")]
-    names += [(f"devops{i}", "DevOps") for i in range(1, 7)]
-    for name, group in names:
-        user, _ = User.objects.get_or_create(username=name, defaults={"email": f"{name}@x.test"})
-        user.groups.add(Group.objects.get(name=group))
-        made[name] = user.pk
-    return made
-
-
-# -- the data ----------------------------------------------------------------------------------
-
-
-class Story:
-    """One request's life, drawn at random: what happened when (epoch seconds), by whom."""
-
-    def __init__(self, i, rng, now, ids, calendar, policies):
-        self.i = i
-        self.kind = rng.choices([k for k, _ in KINDS], [w for _, w in KINDS])[0]
-        self.created = now - rng.uniform(0, args.days * DAY)
-        self.by = ids["ce"] if rng.random() < 0.7 else ids["sales"]
-        self.customer = f"Customer {rng.randrange(400):03d}"
-        self.events = [(self.created, self.by, "submit", "", "pending_approval")]
-        self.state = "pending_approval"
-        self.assignee = None
-        self.ended = self.queued = self.picked = self.done = self.paused_at = None
-        self.pauses = []
-        self.standard = rng.random() > 0.08
-        self.release = None
-        self.target_due = None
-        self._live(rng, now, ids, calendar)
-        self._timers(calendar, policies)
-
-    def step(self, at, by, action, to_state):
-        self.events.append((at, by, action, self.state, to_state))
-        self.state = to_state
-
-    def _live(self, rng, now, ids, calendar):
-        if self.kind == "upgrade":
-            self.release = self.created - rng.uniform(0, 2 * DAY)
-        at = self.created + rng.lognormvariate(1.1, 0.9) * HOUR  # leadership decides
-        if at > now:
-            return
-        if rng.random() < 0.04:
-            self.step(at, ids["lead"], "reject", "rejected")
-            self.ended = at
-            return
-        if not self.standard:
-            self.step(at, ids["lead"], "approve", "tech_review")
-            at += rng.lognormvariate(3.0, 0.7) * HOUR
-            if at > now:
-                return
-            if rng.random() < 0.1:
-                self.step(at, ids["reviewer"], "tech_reject", "rejected")
-                self.ended = at
-                return
-            self.step(at, ids["reviewer"], "tech_approve", "queued")
-        else:
-            self.step(at, ids["lead"], "approve", "queued")
-        self.queued = at
-        cancel_at = at + rng.uniform(0, 6 * DAY) if rng.random() < 0.03 else None
-        picked = at + rng.lognormvariate(1.6, 1.1) * HOUR
-        if picked > now or (cancel_at and cancel_at < picked):
-            return self._maybe_cancel(cancel_at, now, ids)
-        engineer = ids[f"devops{1 + min(5, int(rng.expovariate(0.5)))}"]
-        self.assignee = engineer
-        self.picked = picked
-        self.step(picked, engineer, "pick_up", "in_progress")
-        if self.kind == "feature" and rng.random() < 0.9:
-            self.target_due = self.queued + rng.uniform(5, 40) * DAY
-            if picked + HOUR < now:
-                self.events.append((picked + HOUR, engineer, "set_target", self.state, self.state))
-        if rng.random() < 0.15:
-            begin = picked + rng.uniform(0.5, 5) * DAY
-            end = begin + rng.lognormvariate(0.7, 0.8) * DAY
-            if begin < now and not (cancel_at and cancel_at < begin):
-                self.step(begin, engineer, "wait_on_customer", "waiting_on_customer")
-                if end > now or (cancel_at and cancel_at < end):
-                    self.pauses.append([begin, None])
-                    self.paused_at = begin
-                    return self._maybe_cancel(cancel_at, now, ids)
-                self.step(end, engineer, "resume_work", "in_progress")
-                self.pauses.append([begin, end])
-        if self.kind == "upgrade":
-            done = self.release + rng.lognormvariate(1.2, 0.6) * DAY
-        else:
-            need = rng.lognormvariate(1.75, 0.6) * DAY  # working time, median ~6 working days
-            closed = [(b, e) for b, e in self.pauses]
-            done = sla_calendar.due_epoch(sla_calendar.WORKING, self.queued, need, calendar, closed)
-        done = max(done, picked + HOUR, *(e + HOUR for _, e in self.pauses))
-        if done > now or (cancel_at and cancel_at < done):
-            return self._maybe_cancel(cancel_at, now, ids)
-        self.step(done, engineer, "complete", "done")
-        self.done = self.ended = done
-
-    def _maybe_cancel(self, cancel_at, now, ids):
-        if cancel_at and cancel_at < now:
-            self.step(cancel_at, self.by, "cancel", "cancelled")
-            self.ended = cancel_at
-
-    def _timers(self, calendar, policies):
-        self.response_start = None if self.kind == "upgrade" else self.queued
-        self.resolution_start = self.release if self.kind == "upgrade" else self.queued
-        closed = [(b, e) for b, e in self.pauses if e is not None]
-        due = {}
-        for which, start, pauses in (
-            ("response", self.response_start, []),
-            ("resolution", self.resolution_start, closed),
-        ):
-            due[which] = timers.instants(
-                self.kind, which, start, self.target_due, pauses, calendar, policies
-            )
-        self.due = due
-
-
-def at(seconds):
-    return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC)
-
-
-def request_row(story, fields, defaults):
-    values = {
-        "id": story.i,
-        "kind": story.kind,
-        "state": story.state,
-        "customer": story.customer,
-        "instance_slug": f"bench-{story.i}",
-        "justification": "Benchmark request.",
-        "standard": story.standard,
-        "non_standard_reasons": Jsonb([] if story.standard else ["scale"]),
-        "created_at": at(story.created),
-        "updated_at": at(story.events[-1][0]),
-        "machine_type": "n1-standard-8" if story.kind == "create" else "",
-        "target_version": "6.1.0" if story.kind == "upgrade" else "",
-        "release_published_at": at(story.release),
-        "target_due_at": at(story.target_due),
-        "requested_by_id": story.by,
-        "assignee_id": story.assignee,
-        "response_started_at": at(story.response_start),
-        "response_stopped_at": at(story.picked if story.response_start else None),
-        "response_due_at": at(story.due["response"][0]),
-        "response_warn_at": at(story.due["response"][1]),
-        "response_breach_at": at(story.due["response"][2]),
-        "resolution_started_at": at(story.resolution_start),
-        "resolution_stopped_at": at(story.done),
-        "resolution_due_at": at(story.due["resolution"][0]),
-        "resolution_warn_at": at(story.due["resolution"][1]),
-        "resolution_breach_at": at(story.due["resolution"][2]),
-        "resolution_pauses": Jsonb(
-            [[at(b).isoformat(), at(e).isoformat() if e else None] for b, e in story.pauses]
-        ),
-        "resolution_paused_at": at(story.paused_at),
-        "ended_at": at(story.ended),
-    }
-    return tuple(values[f] if f in values else defaults[f] for f in fields)
 
 
 def load(count, ids, now):
-    """COPY the requests and their events; returns (seconds, requests, events)."""
-    rng = random.Random(20260401)
-    calendar, policies = sla_policies.load()
-    now_epoch = now.timestamp()
-    fields, defaults = [], {}
-    for field in Request._meta.concrete_fields:
-        fields.append(field.column)
-        if not field.primary_key:
-            default = field.get_default()
-            defaults[field.column] = (
-                Jsonb(default) if field.get_internal_type() == "JSONField" else default
-            )
-    started = time.perf_counter()
-    events = 0
-    connection.ensure_connection()
-    with connection.connection.cursor() as cursor:  # psycopg's own cursor: COPY
-        stories = []
-        with cursor.copy(f"COPY requests_app_request ({', '.join(fields)}) FROM STDIN") as copy:
-            for i in range(1, count + 1):
-                story = Story(i, rng, now_epoch, ids, calendar, policies)
-                copy.write_row(request_row(story, fields, defaults))
-                stories.append(story)
-        event_fields = "request_id, at, by_id, action, from_state, to_state, comment, data"
-        empty = Jsonb({})
-        with cursor.copy(f"COPY requests_app_event ({event_fields}) FROM STDIN") as copy:
-            for story in stories:
-                history = sorted(story.events, key=lambda e: e[0])
-                end = story.ended or now_epoch
-                # Comments by the requester fill the history up to the wanted size (they do not
-                # stop the response clock, which only a pick-up or a DevOps comment does).
-                extra = max(0, args.events_per_request - len(history))
-                for _ in range(extra):
-                    when = rng.uniform(story.created, end)
-                    history.append((when, story.by, "comment", "", ""))
-                for when, by, action, old, new in history:
-                    old = old if action != "comment" else ""
-                    copy.write_row(
-                        (story.i, at(when), by, action, old, new, "Benchmark event.", empty)
-                    )
-                    events += 1
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT setval(pg_get_serial_sequence('requests_app_request', 'id'), %s)", [count]
-        )
-        cursor.execute("ANALYZE requests_app_request")
-        cursor.execute("ANALYZE requests_app_event")
-    return time.perf_counter() - started, count, events
+    """bench/common.py's loader with this benchmark's options."""
+    return common.load(count, ids, now, args.days, args.events_per_request)
 
 
 # -- plain SQL ---------------------------------------------------------------------------------

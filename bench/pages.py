@@ -8,13 +8,12 @@ EXPLAIN shows whether the list reads the (-created_at, -id) index. Writes bench/
     make bench            # or: python bench/pages.py [--requests 1000000] [--repeat N]
 """
 
-import os
-import platform
 import subprocess
 import time
 from pathlib import Path
 
 import dashboard  # noqa: F401  (parses the options, sets Django up on its own database)
+from common import instances, machine
 from dashboard import args, count_queries, page, people, reset, timed
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
@@ -25,33 +24,9 @@ from django.utils import timezone  # noqa: E402
 
 from dashboards import figures  # noqa: E402
 from dashboards.fleet import FLEET_ROWS  # noqa: E402
-from provisioning.models import Instance  # noqa: E402
 from requests_app.models import OPEN_STATES  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
-
-
-def instances(count):
-    """`count` instances, the requests spread over them (request i on instance i mod count)."""
-    Instance.objects.filter(slug__startswith="bench-i").delete()
-    Instance.objects.bulk_create(
-        Instance(
-            slug=f"bench-i{i}",
-            customer=f"Customer {i}",
-            status="active",
-            gcp_project=f"mi-bench-i{i}",
-            version=f"6.{i % 3}.{i % 5}",
-            machine_type="n1-standard-8",
-        )
-        for i in range(count)
-    )
-    first = Instance.objects.filter(slug="bench-i0").values_list("pk", flat=True).get()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE requests_app_request SET instance_id = %s + (id %% %s)", [first, count]
-        )
-        cursor.execute("ANALYZE requests_app_request")
-        cursor.execute("ANALYZE provisioning_instance")
 
 
 def sql(statement, params=()):
@@ -67,22 +42,6 @@ def explain(statement):
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN " + statement)
         return "\n".join(row[0] for row in cursor.fetchall())
-
-
-def machine():
-    cpu = "unknown"
-    if Path("/proc/cpuinfo").exists():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        pg = cursor.fetchone()[0]
-    return (
-        f"{os.cpu_count()} cores ({cpu}), {platform.python_implementation()} "
-        f"{platform.python_version()}, PostgreSQL {pg}"
-    )
 
 
 def copy_seconds(statement):
