@@ -773,7 +773,61 @@ def usernames_of(requests: list[Request]) -> dict[int, str]:
     return dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username"))
 
 
-class RequestSerializer(serializers.ModelSerializer):
+class PlannedRepresentation:
+    """A serializer's `to_representation` by a plan made once per serializer: for each field,
+    the function that reads and writes its value. The same values as DRF's loop over the
+    fields (a test compares them), without its per-value generic work: the source walked and
+    checked for callables, the time zone looked up for each instant. A list draws 50 requests
+    of 35 fields each."""
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        plan = self.__dict__.get("_plan")
+        if plan is None:
+            plan = self.__dict__["_plan"] = [
+                (field.field_name, _reader(self, field))
+                for field in self._readable_fields  # type: ignore[attr-defined]
+            ]
+        return {name: read(instance) for name, read in plan}
+
+
+def _reader(serializer: Any, field: serializers.Field) -> Callable[[Any], Any]:
+    if isinstance(field, serializers.SerializerMethodField):
+        return getattr(serializer, field.method_name)  # type: ignore[no-any-return]
+    simple = len(field.source_attrs) == 1 and field.source != "*"
+    if simple and isinstance(field, serializers.DateTimeField):
+        write, attribute = iso_instants(field), field.source_attrs[0]
+        return lambda instance: write(getattr(instance, attribute))
+    if simple and type(field) in _PLAIN_FIELDS and not isinstance(field, serializers.RelatedField):
+        attribute, write = field.source_attrs[0], field.to_representation
+
+        def read(instance: Any) -> Any:
+            value = getattr(instance, attribute)
+            return None if value is None else write(value)
+
+        return read
+
+    def generic(instance: Any) -> Any:  # DRF's own steps
+        value = field.get_attribute(instance)
+        return None if value is None else field.to_representation(value)
+
+    return generic
+
+
+# Fields whose value is a plain attribute of the instance (no callable, no relation): read with
+# getattr. Any other field goes through DRF's own steps.
+_PLAIN_FIELDS = (
+    serializers.CharField,
+    serializers.ChoiceField,
+    serializers.IntegerField,
+    serializers.BooleanField,
+    serializers.ListField,
+    serializers.JSONField,
+    serializers.EmailField,
+    serializers.FloatField,
+)
+
+
+class RequestSerializer(PlannedRepresentation, serializers.ModelSerializer):
     customer = serializers.SerializerMethodField()
     instance = serializers.SerializerMethodField()
     # Blank but for access.

@@ -157,8 +157,9 @@ def test_the_rows_escape_what_people_typed_and_say_who_holds_them(client, users)
 
 
 def test_no_row_of_any_kind_asks_for_a_column_the_tables_left_out(client, users, monkeypatch):
-    """The queue and the request list load only ROW_COLUMNS: a row of any kind, in any section, at any point of
-    its clocks, must be drawn from them (a deferred column would cost a query per row)."""
+    """The queue and the request list load only ROW_COLUMNS: a row of any kind, in any section,
+    at any point of its clocks, must be drawn from them (a deferred column would cost a query
+    per row)."""
     from django.contrib.auth import get_user_model
 
     from provisioning.models import Instance
