@@ -28,6 +28,7 @@ SQLite (`make run`'s default) the same rules run in Python over the period's row
 hold the two to the same answers.
 """
 
+import hashlib
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from zoneinfo import ZoneInfo
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -45,6 +47,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from portal import roles
 from provisioning.models import Category
+from requests_app import counting
 from requests_app.models import Kind, Request, RequestQuerySet
 from requests_app.sla import calendar as sla_calendar
 from requests_app.sla import status
@@ -301,7 +304,7 @@ def compute(period: Period, now: datetime | None = None, engine: str | None = No
     engine = engine or ("sql" if connection.vendor == "postgresql" else "python")
     calendar = get_calendar()
     if engine == "sql":
-        groups = _groups_sql(period, now, calendar)
+        groups = kept_groups(period, now, calendar)
     else:
         groups = _groups_python(period, now, calendar)
     figures = Figures(period, now)
@@ -638,7 +641,20 @@ def _rows_cte(
                 AS at_risk,
             r.is_open AND COALESCE('breached' IN (r.response_status, r.resolution_status), false)
                 AS breached,
-            date_trunc('week', r.resolution_started_at AT TIME ZONE %(tz)s)::date AS week
+            date_trunc('week', r.resolution_started_at AT TIME ZONE %(tz)s)::date AS week,
+            -- The next instant at which a status above would read differently (a running
+            -- timer reaching its warning or passing its due instant): until then, only a change
+            -- of the data changes the figures (see kept_groups).
+            CASE WHEN r.is_open THEN LEAST(
+                CASE WHEN r.response_status IN ('running', 'at_risk') THEN LEAST(
+                    CASE WHEN r.response_warn_at > %(now)s THEN r.response_warn_at END,
+                    CASE WHEN r.response_breach_at >= %(now)s THEN r.response_breach_at END)
+                END,
+                CASE WHEN r.resolution_status IN ('running', 'at_risk') THEN LEAST(
+                    CASE WHEN r.resolution_warn_at > %(now)s THEN r.resolution_warn_at END,
+                    CASE WHEN r.resolution_breach_at >= %(now)s THEN r.resolution_breach_at END)
+                END)
+            END AS next_change
         FROM r
     )
     """
@@ -656,7 +672,8 @@ _COUNTS = """
     count(*) FILTER (WHERE breached),
     count(*) FILTER (WHERE at_risk OR breached),
     count(*) FILTER (WHERE is_open),
-    count(*) FILTER (WHERE resolution_stopped_at IS NOT NULL)
+    count(*) FILTER (WHERE resolution_stopped_at IS NOT NULL),
+    min(next_change)
 """
 _DURATIONS = ", ".join(
     f"percentile_cont({p}) WITHIN GROUP (ORDER BY {column})"
@@ -669,8 +686,8 @@ _NO_DURATIONS = "NULL::float8, NULL::float8, NULL::float8, NULL::float8"
 def summary_sql(
     period: Period, now: datetime, calendar: WorkingCalendar
 ) -> tuple[str, dict[str, Any]]:
-    """One statement: (dimension, key, the Tally's columns) per kind, in all, per week and per
-    assignee, over the period's rows computed once."""
+    """One statement: (dimension, key, the Tally's columns, the next instant a status changes)
+    per kind, in all, per week and per assignee, over the period's rows computed once."""
     cte, params = _rows_cte(period, now, calendar)
     with_durations = _COUNTS.format(durations=_DURATIONS)
     counts_only = _COUNTS.format(durations=_NO_DURATIONS)
@@ -684,18 +701,79 @@ def summary_sql(
     return sql, params
 
 
+Groups = dict[str, dict[str, Tally]]
+
+
 def _groups_sql(
     period: Period, now: datetime, calendar: WorkingCalendar
-) -> dict[str, dict[str, Tally]]:
+) -> tuple[Groups, datetime | None]:
+    """(the Tallies per dimension and key, the next instant a status changes, if any)."""
     sql, params = summary_sql(period, now, calendar)
-    groups: dict[str, dict[str, Tally]] = {"kind": {}, "all": {}, "week": {}, "assignee": {}}
+    groups: Groups = {"kind": {}, "all": {}, "week": {}, "assignee": {}}
+    changes_at: datetime | None = None
     with transaction.atomic(), connection.cursor() as cursor:
         # The planner's cost estimate of the per-row arithmetic invites JIT compilation, which
         # takes longer (about 50 ms) than it saves on a period's tens of thousands of rows.
         cursor.execute("SET LOCAL jit = off")
         cursor.execute(sql, params)
-        for dim, key, *values in cursor.fetchall():
+        for dim, key, *values, next_change in cursor.fetchall():
             groups[dim][key] = Tally(*values)
+            if dim == "all":
+                changes_at = next_change
+    return groups, changes_at
+
+
+# -- the figures kept between visits ------------------------------------------------------------
+#
+# The figures of a period are a function of the request rows, the working calendar and which
+# timer thresholds `now` has passed. So they are kept (Django's cache, per process) under the
+# period and the calendar, with the version of the request data they were computed from
+# (requests_app/counting.changes: every statement that changes requests adds one) and the next
+# instant a status would change (`next_change`). A visit reuses them while the version is the
+# same and that instant has not come: exactly what computing them again would give. The version
+# is read before computing, so a change committed meanwhile makes the kept figures look older
+# than they are (computed again at the next visit), never newer.
+
+KEPT_SECONDS = 15 * 60  # an upper bound only: the version and next_change decide
+
+
+@dataclass
+class KeptGroups:
+    version: int
+    computed_at: datetime
+    valid_until: datetime | None
+    groups: Groups
+
+
+def _calendar_key(calendar: WorkingCalendar) -> str:
+    days = sorted(calendar.holidays | calendar.closures)
+    return hashlib.sha256(f"{calendar.tz.key}|{days}".encode()).hexdigest()[:16]
+
+
+def _kept_key(period: Period, calendar: WorkingCalendar) -> str:
+    parts = [period.since.isoformat(), period.until.isoformat(), period.kind, period.customer]
+    parts += [period.category.upper() if period.category else "", _calendar_key(calendar)]
+    digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+    return f"sla-figures:{digest}"
+
+
+def kept_groups(period: Period, now: datetime, calendar: WorkingCalendar) -> Groups:
+    """_groups_sql's Tallies, computed again only when the request data changed or a timer
+    crossed a threshold since they were computed (see above)."""
+    version = counting.changes()
+    if version is None:
+        return _groups_sql(period, now, calendar)[0]
+    key = _kept_key(period, calendar)
+    found = cache.get(key)
+    if (
+        isinstance(found, KeptGroups)
+        and found.version == version
+        and found.computed_at <= now
+        and (found.valid_until is None or now < found.valid_until)
+    ):
+        return found.groups
+    groups, changes_at = _groups_sql(period, now, calendar)
+    cache.set(key, KeptGroups(version, now, changes_at, groups), KEPT_SECONDS)
     return groups
 
 

@@ -4,7 +4,9 @@ read `count(*)` over the whole table on every visit, a cost that grows with the 
 On PostgreSQL, statement triggers on the request table (migration 0013) keep the number as
 rows of deltas in `requests_app_requestcount`: every INSERT (a form, the API, the importer's
 bulk, COPY) adds one row holding how many it inserted, every DELETE one holding minus as many,
-a TRUNCATE empties it and leaves 0. Appending never waits on another transaction, unlike one
+a TRUNCATE empties it and leaves 0. Each row also counts the statement in `changes` (UPDATEs
+too): its sum is the version of the request data, under which the SLA figures are kept
+(migration 0014, dashboards/figures.py). Appending never waits on another transaction, unlike one
 counter row updated by everyone. The total is the sum of the rows; `compact` (run every
 minute by the scheduler, beside the SLA sweep) folds them back into one.
 
@@ -36,6 +38,16 @@ def total() -> int:
         return int(cursor.fetchone()[0])
 
 
+def changes() -> int | None:
+    """How many statements have changed requests, as this transaction sees them: the version
+    of the request data (migration 0014), which only grows. None where not kept (SQLite)."""
+    if not kept():
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COALESCE(sum(changes), 0) FROM {TABLE}")
+        return int(cursor.fetchone()[0])
+
+
 def compact() -> int:
     """Fold the delta rows into one (the scheduler, every minute); the rows it folded. Safe
     beside writers and beside itself: the rows deleted are those this statement saw, and their
@@ -45,9 +57,9 @@ def compact() -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            WITH gone AS (DELETE FROM {TABLE} RETURNING n)
-            INSERT INTO {TABLE} (n)
-            SELECT sum(n) FROM gone HAVING count(*) > 0
+            WITH gone AS (DELETE FROM {TABLE} RETURNING n, changes)
+            INSERT INTO {TABLE} (n, changes)
+            SELECT sum(n), sum(changes) FROM gone HAVING count(*) > 0
             RETURNING (SELECT count(*) FROM gone)
             """
         )

@@ -49,20 +49,26 @@ def test_the_kept_number_follows_every_way_rows_come_and_go(users):
         assert counting.total() == counted() == 6
         Request.objects.filter(pk__in=[r.pk for r in copies[:2]]).delete()
         assert counting.total() == counted() == 4
-        # An update changes nothing; a statement that touches no row adds no delta.
-        before = delta_rows()
+        # An update counts as a change, not as a request; a statement that touches no row adds
+        # nothing.
+        before, version = delta_rows(), counting.changes()
         Request.objects.update(customer="Globex")
+        assert counting.total() == 4 and counting.changes() == version + 1
         Request.objects.filter(pk=-1).delete()
-        assert delta_rows() == before and counting.total() == 4
-        # compact folds the deltas into one row and keeps the total.
-        assert counting.compact() == before > 1
+        Request.objects.filter(pk=-1).update(customer="x")
+        assert delta_rows() == before + 1 and counting.changes() == version + 1
+        # compact folds the deltas into one row and keeps both sums.
+        assert counting.compact() == before + 1 > 2
         assert delta_rows() == 1 and counting.total() == counted() == 4
         assert counting.compact() == 1 and counting.total() == 4
+        assert counting.changes() == version + 1
         with connection.cursor() as cursor:
             # The deferred foreign-key checks first: TRUNCATE refuses pending trigger events.
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute("TRUNCATE requests_app_request CASCADE")
+        # The count starts again; the version of the data never goes back.
         assert counting.total() == counted() == 0
+        assert counting.changes() == version + 2
         file(users["ce"], "feature")
         assert counting.total() == counted() == 1
 
