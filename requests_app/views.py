@@ -658,12 +658,17 @@ def devops_queue(request: HttpRequest) -> HttpResponse:
     return render(request, "requests_app/queue.html", context)
 
 
+# Instances per page of the instance list (the fleet page pages as many).
+INSTANCE_ROWS = 100
+
+
 def instance_list(request: HttpRequest) -> HttpResponse:
     require_reader(request.user)
     rows = Instance.objects.annotate(open_requests=open_requests_of_instance()).order_by(
         "slug", "-created_at"
     )
-    return render(request, "requests_app/instance_list.html", {"instances": rows})
+    page = Paginator(rows, INSTANCE_ROWS).get_page(request.GET.get("page"))
+    return render(request, "requests_app/instance_list.html", {"instances": page, "page": page})
 
 
 # The requests an instance page offers to file, in this order, by what the instance's status

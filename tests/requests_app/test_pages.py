@@ -165,6 +165,24 @@ def test_role_pages_are_for_their_roles(client, users, url_name, allowed):
         assert status == (200 if name in allowed else 403), (name, status)
 
 
+@pytest.mark.clock_once("paging: no date arithmetic")
+def test_the_instance_list_pages_its_instances(client, users):
+    from provisioning.models import Instance
+    from requests_app.views import INSTANCE_ROWS
+
+    Instance.objects.bulk_create(
+        Instance(slug=f"in{i:03d}", customer="Acme", gcp_project=f"mi-in{i:03d}")
+        for i in range(INSTANCE_ROWS + 30)
+    )
+    login(client, users["ce"])
+    pages = [client.get(reverse("instance_list"), {"page": n}).content.decode() for n in (1, 2)]
+    shown = [re.findall(r'<a href="/instances/(in\d+)/"', html) for html in pages]
+    assert shown[0] == [f"in{i:03d}" for i in range(INSTANCE_ROWS)]
+    assert shown[1] == [f"in{i:03d}" for i in range(INSTANCE_ROWS, INSTANCE_ROWS + 30)]
+    assert f"Instances 1–{INSTANCE_ROWS} of {INSTANCE_ROWS + 30}" in pages[0]
+    assert "Page 2 of 2" in pages[1] and "?page=1" in pages[1]
+
+
 def test_instance_pages_list_instances_with_their_requests(client, users):
     make_instance("acme")
     request = file(users["ce"], kind="suspend", instance="acme")
