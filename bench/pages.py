@@ -12,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import common
 import dashboard  # noqa: F401  (parses the options, sets Django up on its own database)
 from common import instances, machine
 from dashboard import args, count_queries, page, people, reset, timed
@@ -55,18 +56,21 @@ def copy_seconds(statement):
     return time.perf_counter() - started, size
 
 
-def load_rows(count):
-    """Load `count` requests (10 events each) over ~1,000 instances, or keep those loaded
-    (--keep): (seconds, requests, events)."""
+def load_rows(count, days=None):
+    """Load `count` requests (10 events each) created over `days` (--days) over ~1,000
+    instances, or keep those loaded (--keep): (seconds, requests, events)."""
     from requests_app.models import Event, Request
 
     if args.keep and Request.objects.count() == count:
         return 0.0, count, Event.objects.count()
     reset()
     ids = people()
-    loaded = dashboard.load(count, ids, timezone.now())
+    started = time.perf_counter()
+    _, _, events = common.load(
+        count, ids, timezone.now(), days or args.days, args.events_per_request
+    )
     instances(args.instances)
-    return loaded
+    return time.perf_counter() - started, count, events
 
 
 def static_files():
