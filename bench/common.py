@@ -371,6 +371,17 @@ def production_settings():
         os.environ["ALLOWED_HOSTS"] = ",".join([*hosts, "127.0.0.1"])
 
 
+def write_results(path, text):
+    """Print the results, write them to `path` (under bench/) and say at which commit."""
+    print(text)
+    Path(path).write_text(text.rstrip("\n") + "\n")
+    print(f"written to {path}")
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    print(f"at commit {commit}")
+
+
 def descendants(pid):
     """Every process below `pid`, read from /proc (RQ's work horse and Terraform run in sessions
     of their own, which a signal to the worker's group does not reach)."""

@@ -409,8 +409,7 @@ def main():
     lines.append(
         f"Plain SQL figures = the API's: {'yes' if not mismatches else 'NO: ' + str(mismatches)}"
     )
-    RESULTS.write_text("\n".join(lines) + "\n")
-    print(f"written to {RESULTS}")
+    common.write_results(RESULTS, "\n".join(lines))
     own_s, _ = timed(lambda: dashboards.compute(period, timezone.now()), args.repeat)
     print(f"  the dashboard's figures alone (dashboards.compute): {own_s * 1000:.1f} ms")
     started = time.perf_counter()

@@ -370,14 +370,7 @@ def main():
             + (", ".join(over) if over else "none")
             + ".",
         ]
-    text = "\n".join(lines)
-    print(text)
-    RESULTS.write_text(text + "\n")
-    print(f"written to {RESULTS}")
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    print(f"at commit {commit}")
+    common.write_results(RESULTS, "\n".join(lines))
     if not (ok_p95 and ok_errors):
         raise SystemExit(1)
 

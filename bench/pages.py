@@ -8,7 +8,6 @@ EXPLAIN shows whether the list reads the (-created_at, -id) index. Writes bench/
     make bench            # or: python bench/pages.py [--requests 1000000] [--repeat N]
 """
 
-import subprocess
 import time
 from pathlib import Path
 
@@ -251,14 +250,7 @@ def main():
         "",
     ]
     failed |= not uses
-    text = "\n".join(lines)
-    print(text)
-    RESULTS.write_text(text + "\n")
-    print(f"written to {RESULTS}")
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    print(f"at commit {commit}")
+    common.write_results(RESULTS, "\n".join(lines))
     if failed:
         raise SystemExit(1)
 

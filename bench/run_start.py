@@ -18,7 +18,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+import common
 import requests as http
 from common import ROOT, Processes, gunicorn, machine, people, production_settings, setup
 
@@ -248,14 +248,7 @@ def report(first, timed):
     if not ok:
         slowest = max(STRETCHES, key=lambda s: statistics.median(t[s[2]] - t[s[1]] for t in timed))
         lines.append(f"- most of it: {slowest[0]}")
-    text = "\n".join(lines)
-    print(text)
-    RESULTS.write_text(text + "\n")
-    print(f"written to {RESULTS}")
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    print(f"at commit {commit}")
+    common.write_results(RESULTS, "\n".join(lines))
     if not ok:
         raise SystemExit(1)
 

@@ -12,6 +12,7 @@ bench/results-scale.md. Loading 10N takes several minutes.
 import time
 from pathlib import Path
 
+import common
 import dashboard  # noqa: F401  (parses the options, sets Django up on its own database)
 from common import machine
 from dashboard import args, count_queries, page, timed
@@ -96,10 +97,7 @@ def main():
             f"{ratio:.2f}x | {'pass' if ok else 'FAIL'} |"
         )
     lines += ["", f"Whole run: {time.perf_counter() - started:.0f} s.", ""]
-    text = "\n".join(lines)
-    print(text)
-    RESULTS.write_text(text)
-    print(f"written to {RESULTS}")
+    common.write_results(RESULTS, "\n".join(lines))
     if failed:
         raise SystemExit(1)
 
