@@ -82,11 +82,15 @@ def static_files():
     ).enable()
 
 
-LIST_SQL = (
-    "SELECT r.*, u.username FROM requests_app_request r "
+# The rows a table of requests shows: the request, its instance's slug, who filed it and who
+# holds it.
+ROWS_SQL = (
+    "SELECT r.*, i.slug, u.username, a.username FROM requests_app_request r "
+    "LEFT JOIN provisioning_instance i ON i.id = r.instance_id "
     "LEFT JOIN auth_user u ON u.id = r.requested_by_id "
-    "ORDER BY r.created_at DESC, r.id DESC LIMIT 50"
+    "LEFT JOIN auth_user a ON a.id = r.assignee_id "
 )
+LIST_SQL = ROWS_SQL + "ORDER BY r.created_at DESC, r.id DESC LIMIT 50"
 
 
 def cases(requests):
@@ -146,18 +150,31 @@ def cases(requests):
         )
 
     def queue_plain():
-        return [
+        """Each section's 25 most urgent rows, the counts, how the shown requests' latest runs
+        stand and the notifications that failed: what the queue shows."""
+        sections = [
             sql(
-                "SELECT * FROM requests_app_request WHERE state = %s ORDER BY resolution_due_at "
-                "NULLS LAST, response_due_at NULLS LAST, created_at, id LIMIT 25",
+                ROWS_SQL + "WHERE r.state = %s ORDER BY r.resolution_due_at NULLS LAST, "
+                "r.response_due_at NULLS LAST, r.created_at, r.id LIMIT 25",
                 [state],
             )()
             for state in ("queued", "in_progress", "waiting_on_customer")
-        ] + [
+        ]
+        ids = [row[0] for rows in sections for row in rows]
+        return sections + [
             sql(
                 "SELECT state, count(*) FROM requests_app_request WHERE state IN "
                 "('queued', 'in_progress', 'waiting_on_customer') GROUP BY state"
-            )()
+            )(),
+            sql(
+                "SELECT DISTINCT ON (request_id) request_id, state FROM provisioning_run "
+                "WHERE request_id = ANY(%s) ORDER BY request_id, id DESC",
+                [ids],
+            )(),
+            sql(
+                "SELECT * FROM requests_app_notification WHERE status = 'failed' "
+                "ORDER BY created_at DESC LIMIT 20"
+            )(),
         ]
 
     home_plain = sql(
