@@ -77,7 +77,7 @@ def csrf_input(request: object) -> str:
 
 
 def _kind(r: Request, *, category: bool) -> str:
-    kind = escape(r.get_kind_display())
+    kind: str = escape(r.get_kind_display())
     if r.kind == Kind.ACCESS:
         kind += f' <span class="muted small">{escape(r.scope)} for {escape(r.person)}</span>'
     if not r.standard:
@@ -182,7 +182,7 @@ def queue_rows(
 def _queue_row(
     r: Request, pick_up: bool, user_pk: int | None, csrf: str, now: datetime, urls: Urls
 ) -> str:
-    run = r.run_status
+    run = getattr(r, "run_status", None)  # history.run_statuses, set by the view
     if run:
         run_html = (
             f'<span class="run-status run-status-{escape(run.state)}">{escape(run.words)}</span>'
@@ -190,7 +190,7 @@ def _queue_row(
     else:
         run_html = '<span class="muted">—</span>'
     if r.assignee:
-        held = escape(r.assignee.username)
+        held: str = escape(r.assignee.username)
         if r.assignee_id == user_pk:
             held += ' <span class="muted">(you)</span>'
     else:
