@@ -268,12 +268,16 @@ def load(count, ids, now, days=180, events_per_request=10):
     events = 0
     connection.ensure_connection()
     with connection.connection.cursor() as cursor:  # psycopg's own cursor: COPY
-        stories = []
+        stories = [
+            Story(i, rng, now_epoch, ids, calendar, policies, days) for i in range(1, count + 1)
+        ]
+        # Numbered in the order they were filed, as a live table's rows are: a period's
+        # requests sit together on disk, not scattered over the whole table.
+        stories.sort(key=lambda story: story.created)
         with cursor.copy(f"COPY requests_app_request ({', '.join(fields)}) FROM STDIN") as copy:
-            for i in range(1, count + 1):
-                story = Story(i, rng, now_epoch, ids, calendar, policies, days)
+            for i, story in enumerate(stories, start=1):
+                story.i = i
                 copy.write_row(request_row(story, fields, defaults))
-                stories.append(story)
         event_fields = "request_id, at, by_id, action, from_state, to_state, comment, data"
         empty = Jsonb({})
         with cursor.copy(f"COPY requests_app_event ({event_fields}) FROM STDIN") as copy:

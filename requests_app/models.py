@@ -245,6 +245,9 @@ class Request(models.Model):
             ),
             # The home page's and the queue's counts by state.
             models.Index(fields=["state"], name="request_state"),
+            # The SLA figures' period (the resolution clock's start): a period of a long history
+            # reads its own rows, not the whole table.
+            models.Index(fields=["resolution_started_at"], name="request_resolution_started"),
             # The fleet's open requests per instance (a subquery over the open states).
             models.Index(fields=["instance", "state"], name="request_instance_state"),
             # The fleet's versions named by requests: only the requests that name one.
