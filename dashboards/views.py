@@ -468,6 +468,7 @@ def fleet_page(request: HttpRequest) -> HttpResponse:
         "categories": Category.choices,
         "category": category.get("category", ""),
         "rows": rows,
+        "rows_html": fleet.rows_html(rows),
         "page": page,
         "latest": latest,
         "totals": totals,
