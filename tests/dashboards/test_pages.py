@@ -430,6 +430,22 @@ def test_the_fleet_pages_its_rows_and_totals_count_every_instance(client, users)
     assert 'data-slug="fl049"' in client.get(reverse("fleet"), {"page": 99}).content.decode()
 
 
+@pytest.mark.clock_once("markup only")
+def test_the_fleet_rows_escape_what_people_typed(client, users):
+    """The fleet's rows are drawn in Python (dashboards/fleet.rows_html)."""
+    make_instance(
+        "acme-x",
+        customer='<script>alert("x")</script>',
+        drift={"problems": ["<b>disk</b> differs"]},
+    )
+    client.force_login(users["sales"])
+    html = client.get(reverse("fleet")).content.decode()
+    row = html.split('data-slug="acme-x"')[1].split("</tr>")[0]
+    assert "<script>" not in html and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in row
+    assert 'title="&lt;b&gt;disk&lt;/b&gt; differs">drift</span>' in row
+    assert '<a href="/instances/acme-x/">acme-x</a>' in row
+
+
 # -- navigation and query counts ------------------------------------------------------------------
 
 
