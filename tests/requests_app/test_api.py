@@ -585,6 +585,7 @@ def test_list_query_count_does_not_grow_with_rows(users, django_assert_max_num_q
         client.get("/api/v1/requests/")
 
 
+@pytest.mark.clock_once("two ways of writing the same JSON: the date moves both alike")
 def test_the_list_says_of_each_request_what_its_detail_says(users):
     """The list draws its page from rows (usernames, events and runs loaded once for the page,
     instants written with one time zone lookup); each entry must be the detail's JSON but for

@@ -156,6 +156,7 @@ def test_the_rows_escape_what_people_typed_and_say_who_holds_them(client, users)
     assert "pick-up-" not in held
 
 
+@pytest.mark.clock_once("which columns the rows read does not depend on the date")
 def test_no_row_of_any_kind_asks_for_a_column_the_tables_left_out(client, users, monkeypatch):
     """The queue and the request list load only ROW_COLUMNS: a row of any kind, in any section,
     at any point of its clocks, must be drawn from them (a deferred column would cost a query
