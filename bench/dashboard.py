@@ -261,6 +261,16 @@ def board_sql(now):
 # -- timing ------------------------------------------------------------------------------------
 
 
+def cold(get):
+    """`get` with nothing kept from an earlier visit: the SLA figures computed each time."""
+
+    def run():
+        cache.clear()
+        return get()
+
+    return run
+
+
 def timed(fn, repeat):
     fn()  # warm: connections, caches, the calendar table in memory
     times = []
@@ -368,15 +378,6 @@ def main():
         "| page | median ms | queries | KB | plain SQL ms | ratio | goal | pass |",
         "|---|---:|---:|---:|---:|---:|---|---|",
     ]
-
-    def cold(get):
-        """The page with its figures computed (none kept from an earlier visit)."""
-
-        def run():
-            cache.clear()
-            return get()
-
-        return run
 
     for name, client, url, plain, fetch in (
         ("SLA dashboard, 90 days", manager, "/dashboards/sla/", dashboard_plain, cold),
