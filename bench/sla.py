@@ -23,6 +23,7 @@ from django.contrib.auth.models import Group  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from portal.worker import preload  # noqa: E402
 from requests_app.models import Closure, Request  # noqa: E402
 from requests_app.sla import policies as sla_policies  # noqa: E402
 from requests_app.sla import sweep, timers  # noqa: E402
@@ -89,6 +90,8 @@ def timed(fn, repeat=1):
 
 
 def main():
+    # The sweep runs in a worker that has the URL configuration loaded (portal/worker.py).
+    preload()
     reset()
     people = users()
     now = timezone.now()

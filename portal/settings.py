@@ -154,7 +154,7 @@ RQ_QUEUES = {
 RQ_SHOW_ADMIN_LINK = False
 # The portal enqueues in its own transaction.on_commit hooks (and relays what never reached
 # Redis), so django-rq must enqueue at once when asked.
-RQ = {"COMMIT_MODE": "auto"}
+RQ = {"COMMIT_MODE": "auto", "WORKER_CLASS": "portal.worker.Worker"}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
