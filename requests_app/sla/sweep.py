@@ -59,18 +59,23 @@ def due(
     return table.model._default_manager.filter(**conditions).order_by()
 
 
-def claim(model: type[models.Model], ids: list[int], column: str, now: datetime) -> list[int]:
+def claim(
+    model: type[models.Model], ids: list[int], column: str, now: datetime, also: str = ""
+) -> list[int]:
     """Set `column` on those of `ids` where it is still empty; return the ids this call set.
-    The conditional UPDATE is the claim: of two sweepers, each row goes to exactly one."""
+    The conditional UPDATE is the claim: of two sweepers, each row goes to exactly one. `also`
+    names a column set in the same UPDATE on the claimed rows where it is empty (a breach
+    claims the warning too): one write of each row, not two."""
     if not ids:
         return []
     table = connection.ops.quote_name(model._meta.db_table)
     placeholders = ", ".join(["%s"] * len(ids))
+    sets = f"{column} = %s" + (f", {also} = COALESCE({also}, %s)" if also else "")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET {column} = %s "  # noqa: S608 - names are ours, values bound
+            f"UPDATE {table} SET {sets} "  # noqa: S608 - names are ours, values bound
             f"WHERE id IN ({placeholders}) AND {column} IS NULL RETURNING id",
-            [now, *ids],
+            [now, *([now] if also else []), *ids],
         )
         return [row[0] for row in cursor.fetchall()]
 
@@ -87,8 +92,9 @@ def sweep(
         breached = due(table, which, "breach", "breach_alerted_at", now, strictly=True)
         while ids := list(breached.values_list("pk", flat=True)[:BATCH]):
             with transaction.atomic():
-                claimed = claim(table.model, ids, f"{which}_breach_alerted_at", now)
-                claim(table.model, claimed, f"{which}_warned_at", now)
+                claimed = claim(
+                    table.model, ids, f"{which}_breach_alerted_at", now, also=f"{which}_warned_at"
+                )
                 if claimed:
                     topic = f"{which}_breached"
                     sent[topic] = sent.get(topic, 0) + alert(claimed, which, "breached", now)

@@ -2,7 +2,7 @@
 sweepers at once; working-day warnings wait for working hours; indexed lookups."""
 
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -10,8 +10,8 @@ from django.db import connection
 
 from requests_app import workflow
 from requests_app.forms import FORMS
-from requests_app.models import Notification, Request
-from requests_app.sla import policies, sweep
+from requests_app.models import Notification, Request, SlaPolicy
+from requests_app.sla import policies, sweep, timers
 
 pytestmark = pytest.mark.clock
 
@@ -73,6 +73,20 @@ def test_a_timer_found_already_breached_is_not_warned_about_too(users):
     request = queued_request(users, "hooli", la(2026, 4, 6, 9), la(2026, 4, 6, 10))
     assert sweep.run(la(2026, 4, 8, 10)) == {"response_breached": 1}
     assert sweep.run(la(2026, 4, 8, 11)) == {}
+    assert alerts(request) == [("response_breached", "email")]
+
+
+def test_a_breach_alert_claims_the_warning_too(users):
+    """A timer alerted as breached is never warned about afterwards, even when a longer target
+    moves its breach instant back into the future while its 75% instant has passed."""
+    request = queued_request(users, "hooli", la(2026, 4, 6, 9), la(2026, 4, 6, 10))
+    assert sweep.run(la(2026, 4, 8, 10)) == {"response_breached": 1}
+    # 72 h instead of 24 h: due Thursday 10:00 again, 75% (54 h) passed on Wednesday 16:00.
+    SlaPolicy.objects.filter(kind="create").update(response_target=timedelta(hours=72))
+    timers.recompute_open()
+    row = Request.objects.get(pk=request.pk)
+    assert row.response_warn_at < la(2026, 4, 8, 17) < row.response_breach_at
+    assert sweep.run(la(2026, 4, 8, 17)) == {}
     assert alerts(request) == [("response_breached", "email")]
 
 
