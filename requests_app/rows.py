@@ -7,15 +7,14 @@ Two tables: `request_table` (the request list's columns, with an optional action
 review) and `queue_rows` (the queue's: how the run stands and who holds the request)."""
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from django.middleware.csrf import get_token
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.timesince import timesince
 
+from portal.markup import display, escape, timesince
 from requests_app.models import Category, Kind, Request
 from requests_app.templatetags.sla_tags import timer_html
 
@@ -77,7 +76,7 @@ def csrf_input(request: object) -> str:
 
 
 def _kind(r: Request, *, category: bool) -> str:
-    kind: str = escape(r.get_kind_display())
+    kind = escape(display(Request, "kind", r.kind))
     if r.kind == Kind.ACCESS:
         kind += f' <span class="muted small">{escape(r.scope)} for {escape(r.person)}</span>'
     if not r.standard:
@@ -96,8 +95,8 @@ def _target(r: Request, urls: Urls) -> str:
     return escape(r.instance_slug)
 
 
-def _filed(r: Request, now: datetime) -> str:
-    created = escape(timezone.localtime(r.created_at).isoformat())
+def _filed(r: Request, now: datetime, zone: tzinfo) -> str:
+    created = escape(r.created_at.astimezone(zone).isoformat())
     return f'<td title="{created}">{escape(timesince(r.created_at, now))} ago</td>'
 
 
@@ -140,9 +139,9 @@ def request_table(
     """The table of requests (with_timers() attached): its rows, and for `row_action` a last
     column with a Pick up form (`pick_up`, which needs `csrf`) or a Review link."""
     now = now or timezone.now()
-    urls = Urls()
+    urls, zone = Urls(), timezone.get_current_timezone()
     head = REQUEST_HEAD + ("<th></th>" if row_action else "")
-    body = "\n".join(_request_row(r, urls, row_action, csrf, now) for r in rows)
+    body = "\n".join(_request_row(r, urls, row_action, csrf, now, zone) for r in rows)
     if not body:
         body = '<tr><td colspan="10" class="muted">Nothing here.</td></tr>'
     return mark_safe(
@@ -151,7 +150,9 @@ def request_table(
     )
 
 
-def _request_row(r: Request, urls: Urls, row_action: str, csrf: str, now: datetime) -> str:
+def _request_row(
+    r: Request, urls: Urls, row_action: str, csrf: str, now: datetime, zone: tzinfo
+) -> str:
     action = ""
     if row_action == "pick_up":
         action = _pick_up(r, urls, csrf)
@@ -161,9 +162,10 @@ def _request_row(r: Request, urls: Urls, row_action: str, csrf: str, now: dateti
     return (
         f"{_start(r, urls)}<td>{_kind(r, category=True)}</td>"
         f"<td>{escape(r.customer or '—')}</td><td>{_target(r, urls)}</td>"
-        f'<td><span class="badge state-{escape(r.state)}">{escape(r.get_state_display())}</span>'
+        f'<td><span class="badge state-{escape(r.state)}">'
+        f"{escape(display(Request, 'state', r.state))}</span>"
         f"</td><td>{escape(r.requested_by.username)}</td><td>{assignee}</td>"
-        f"{_filed(r, now)}{_timers(r)}{action}</tr>"
+        f"{_filed(r, now, zone)}{_timers(r)}{action}</tr>"
     )
 
 
@@ -175,12 +177,20 @@ def queue_rows(
 ) -> SafeString:
     """The <tr>s of one section of the queue: requests with_timers() and their `run_status`
     attached."""
-    urls = Urls()
-    return mark_safe("\n".join(_queue_row(r, pick_up, user_pk, csrf, now, urls) for r in rows))
+    urls, zone = Urls(), timezone.get_current_timezone()
+    return mark_safe(
+        "\n".join(_queue_row(r, pick_up, user_pk, csrf, now, zone, urls) for r in rows)
+    )
 
 
 def _queue_row(
-    r: Request, pick_up: bool, user_pk: int | None, csrf: str, now: datetime, urls: Urls
+    r: Request,
+    pick_up: bool,
+    user_pk: int | None,
+    csrf: str,
+    now: datetime,
+    zone: tzinfo,
+    urls: Urls,
 ) -> str:
     run = getattr(r, "run_status", None)  # history.run_statuses, set by the view
     if run:
@@ -199,5 +209,5 @@ def _queue_row(
         f"{_start(r, urls)}<td>{_kind(r, category=False)}</td>"
         f"<td>{escape(r.customer or '—')}</td><td>{_target(r, urls)}</td>"
         f'<td data-testid="run-status">{run_html}</td><td data-testid="held-by">{held}</td>'
-        f"{_filed(r, now)}{_timers(r)}{_pick_up(r, urls, csrf) if pick_up else ''}</tr>"
+        f"{_filed(r, now, zone)}{_timers(r)}{_pick_up(r, urls, csrf) if pick_up else ''}</tr>"
     )

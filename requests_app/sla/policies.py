@@ -140,9 +140,9 @@ def target_for(request: Request, which: str, policies: Policies | None = None) -
     return Target(*found)
 
 
-def is_working(request: Request, which: str) -> bool:
+def is_working(request: Request, which: str, policies: Policies | None = None) -> bool:
     """Whether this timer counts working days (pages say "working days" and stop the bar)."""
-    target = target_for(request, which)
+    target = target_for(request, which, policies)
     return target is not None and target.mode == WORKING
 
 
