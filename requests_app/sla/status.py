@@ -153,6 +153,18 @@ def clock_json(
     }
 
 
+# The columns of a request that its timers' JSON reads (`clock_of`, `target_for`).
+TIMER_COLUMNS = [
+    "kind",
+    "target_due_at",
+    "ended_at",
+    *(f"{which}_{part}" for which in TIMERS for part in ("started_at", "stopped_at", "warn_at")),
+    *(f"{which}_breach_at" for which in TIMERS),
+    "resolution_pauses",
+    "resolution_paused_at",
+]
+
+
 def clock_of(request: Request, which: str) -> Clock:
     """One timer of a request (its resolution may be paused; its response not)."""
     resolution = which == RESOLUTION
