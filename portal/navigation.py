@@ -3,7 +3,8 @@
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from django.urls import reverse
+from django.conf import settings
+from django.urls import get_script_prefix, get_urlconf, reverse
 
 from portal import roles
 
@@ -42,6 +43,19 @@ ENTRIES = [
 ]
 
 
+_reversed: dict[tuple[str, str, object], str] = {}
+
+
+def url(name: str) -> str:
+    """reverse(name) of a URL without arguments, reversed once per script prefix and URLconf:
+    every page's navigation links a dozen of them."""
+    key = (name, get_script_prefix(), get_urlconf() or settings.ROOT_URLCONF)
+    found = _reversed.get(key)
+    if found is None:
+        found = _reversed[key] = reverse(name)
+    return found
+
+
 def entries_for(user: "AnyUser") -> list[dict[str, str]]:
     visible = []
     for entry in ENTRIES:
@@ -49,7 +63,7 @@ def entries_for(user: "AnyUser") -> list[dict[str, str]]:
             continue
         if entry.roles and not roles.has_role(user, *entry.roles):
             continue
-        visible.append({"label": entry.label, "url": reverse(entry.url_name)})
+        visible.append({"label": entry.label, "url": url(entry.url_name)})
     return visible
 
 
@@ -58,4 +72,4 @@ def search_url(user: "AnyUser") -> str:
     the list (as its entry above), else "" (no box)."""
     if not roles.has_role(user, *roles.ALL_ROLES):
         return ""
-    return reverse("request_list")
+    return url("request_list")

@@ -8,9 +8,11 @@ review) and `queue_rows` (the queue's: how the run stands and who holds the requ
 
 from collections.abc import Callable, Iterable
 from datetime import datetime, tzinfo
+from functools import lru_cache
 
+from django.conf import settings
 from django.middleware.csrf import get_token
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
@@ -44,14 +46,20 @@ _HOLE = "7777777"
 
 
 def url_maker(name: str, count: int) -> Callable[..., str]:
-    """reverse(name) for many rows at the cost of one: the URL reversed once with `count`
-    placeholder arguments, then filled in. Only for arguments that reverse would not quote
-    (numbers, slugs, action names)."""
+    """reverse(name) for many rows at the cost of one: the URL reversed once (per process,
+    script prefix and URLconf) with `count` placeholder arguments, then filled in. Only for
+    arguments that reverse would not quote (numbers, slugs, action names)."""
+    prefix, urlconf = get_script_prefix(), get_urlconf() or settings.ROOT_URLCONF
+    return _url_pattern(name, count, prefix, urlconf).format
+
+
+@lru_cache(maxsize=256)
+def _url_pattern(name: str, count: int, prefix: str, urlconf: object) -> str:
     holes = [f"{_HOLE}{i}" for i in range(count)]
     pattern = reverse(name, args=holes)
     for i, hole in enumerate(holes):
         pattern = pattern.replace(hole, "{" + str(i) + "}")
-    return pattern.format
+    return pattern
 
 
 class Urls:

@@ -625,10 +625,15 @@ def devops_queue(request: HttpRequest) -> HttpResponse:
         "id",
     )
     shown_states = [state for state, _, _ in QUEUE_SECTIONS]
-    counts = Request.objects.filter(state__in=shown_states).aggregate(
-        **{state: Count("pk", filter=Q(state=state)) for state, _, _ in QUEUE_SECTIONS}
+    # One count a state, grouped: cheaper to build than a filtered Count a section.
+    counts: dict[str, int] = dict.fromkeys(shown_states, 0)
+    counts.update(
+        Request.objects.filter(state__in=shown_states)
+        .order_by()
+        .values_list("state")
+        .annotate(count=Count("pk"))
     )
-    sections = []
+    sections: list[dict[str, Any]] = []
     for state, title, note in QUEUE_SECTIONS:
         rows = with_timers(
             loading.requests_from_rows(

@@ -3,8 +3,9 @@
 from typing import Any
 
 from django import template
-from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+
+from portal.markup import escape
 
 register = template.Library()
 
