@@ -12,11 +12,11 @@ from typing import Any
 from django.core.paginator import Page, Paginator
 from django.db.models import Case, Count, Max, Value, When
 from django.utils import timezone
-from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from dashboards.templatetags.dashboard_tags import usd
 from incidents.models import UNRESOLVED_STATES, Incident
+from portal.markup import display, escape
 from provisioning.models import MACHINE_TYPES, Instance, InstanceStatus, Run, RunState
 from provisioning.models import NETWORK_USD as NETWORK_USD
 from provisioning.models import SNAPSHOT_USD as SNAPSHOT_USD
@@ -69,6 +69,25 @@ class FleetRow:
 
 # Instances per page of the fleet: the page renders a page, the totals count the whole fleet.
 FLEET_ROWS = 100
+# The columns of an instance the rows read (_row, monthly_cost, the suspended days).
+FLEET_COLUMNS = [
+    "slug",
+    "customer",
+    "category",
+    "status",
+    "drift",
+    "version",
+    "machine_type",
+    "executors_enabled",
+]
+
+
+class KnownCountPaginator(Paginator):
+    """A Paginator told how many objects there are, by a query the page runs anyway."""
+
+    def __init__(self, object_list: Any, per_page: int, *, count: int) -> None:
+        super().__init__(object_list, per_page)
+        self.__dict__["count"] = count  # Paginator.count is a cached_property
 
 
 def fleet(
@@ -86,14 +105,21 @@ def fleet(
         *(When(status=status, then=Value(i)) for i, status in enumerate(STATUS_ORDER)),
         default=Value(len(STATUS_ORDER)),
     )
-    ordered = found.annotate(status_rank=rank, open_requests=open_requests_of_instance())
-    page = Paginator(ordered.order_by("status_rank", "slug"), FLEET_ROWS).get_page(page_number)
-    instances = list(page.object_list)
     groups = list(
         found.order_by()
         .values_list("status", "machine_type", "version")
         .annotate(count=Count("pk"))
     )
+    # Only what the rows show (not the outputs, the settings and the run's marks).
+    ordered = found.only(*FLEET_COLUMNS).annotate(
+        status_rank=rank, open_requests=open_requests_of_instance()
+    )
+    # The groups count every instance of `found`: the pages need no COUNT of their own.
+    paginator = KnownCountPaginator(
+        ordered.order_by("status_rank", "slug"), FLEET_ROWS, count=sum(n for *_, n in groups)
+    )
+    page = paginator.get_page(page_number)
+    instances = list(page.object_list)
     targets = (
         Request.objects.exclude(target_version="")
         .exclude(state__in=[State.REJECTED, State.CANCELLED])
@@ -235,7 +261,8 @@ def _days(count: int) -> str:
 def _row(row: FleetRow, instance_url: Callable[..., str], incident_url: Callable[..., str]) -> str:
     i = row.instance
     status = escape(i.status)
-    state = f'<span class="badge status-{status}">{escape(i.get_status_display())}</span>'
+    label = escape(display(Instance, "status", i.status))
+    state = f'<span class="badge status-{status}">{label}</span>'
     if row.suspended_days is not None:
         state += (
             f' <span class="muted small" data-testid="suspended-days">'
@@ -250,7 +277,8 @@ def _row(row: FleetRow, instance_url: Callable[..., str], incident_url: Callable
     incidents = (
         "".join(
             f'<a class="badge sev sev-{escape(n.severity)}" href="{escape(incident_url(n.pk))}" '
-            f'title="#{n.pk} {escape(n.title)} ({escape(str(n.get_state_display()).lower())})" '
+            f'title="#{n.pk} {escape(n.title)} '
+            f'({escape(str(display(Incident, "state", n.state)).lower())})" '
             f'data-testid="incident-badge" data-incident="{n.pk}">'
             f"{escape(str(n.severity).upper())} #{n.pk}</a> "
             for n in row.incidents
@@ -275,7 +303,7 @@ def _row(row: FleetRow, instance_url: Callable[..., str], incident_url: Callable
         f'<tr data-slug="{slug}" data-status="{status}">'
         f'<td><a href="{escape(instance_url(i.slug))}">{slug}</a></td>'
         f"<td>{escape(i.customer)}</td>"
-        f'<td data-field="category">{escape(i.get_category_display())}</td>'
+        f'<td data-field="category">{escape(display(Instance, "category", i.category))}</td>'
         f"<td>{state}</td>"
         f'<td data-field="incidents">{incidents}</td>'
         f"<td>{escape(i.version or '—')}</td>"
