@@ -43,7 +43,7 @@ from requests_app.forms import (
 )
 from requests_app.models import AccessScope, Event, Kind, Request, State
 from requests_app.sla.policies import load
-from requests_app.sla.status import sla_json
+from requests_app.sla.status import TIMER_COLUMNS, sla_json
 from requests_app.transitions import RULES
 
 # -- patterns the schema and the server share ---------------------------------------------------
@@ -869,6 +869,40 @@ _PLAIN_FIELDS = (
     serializers.EmailField,
     serializers.FloatField,
 )
+
+
+# The columns of a request that its JSON in a list reads: its fields, the people's keys (their
+# usernames come from `usernames_of`) and what the timers read. Not the sweep's marks, the due
+# instants or the instance key: the list loads only these (requests_app/loading.py).
+LIST_COLUMNS = [
+    "kind",
+    "state",
+    "customer",
+    "instance_slug",
+    "requested_by",
+    "assignee",
+    "granted_by",
+    "standard",
+    "non_standard_reasons",
+    "external_id",
+    "created_at",
+    "updated_at",
+    "justification",
+    "machine_type",
+    "zone",
+    "access",
+    "allowed_ip_ranges",
+    "users",
+    "repositories",
+    "target_version",
+    "release_published_at",
+    "category",
+    "person",
+    "scope",
+    "expires_at",
+    "granted_at",
+    *TIMER_COLUMNS,
+]
 
 
 class RequestSerializer(FieldsBuiltOnce, PlannedRepresentation, serializers.ModelSerializer):
