@@ -92,8 +92,7 @@ def with_timers(rows: Iterable[Request]) -> list[Request]:
     zone = timezone.get_current_timezone()
     rows = list(rows)
     for row in rows:
-        row.sla = status.sla_json(row, now, calendar, found, zone)
-        row.working = {which: policies.is_working(row, which, found) for which in policies.TIMERS}
+        row.sla, row.working = status.sla_and_working(row, now, calendar, found, zone)
     return rows
 
 

@@ -210,6 +210,28 @@ def sla_json(
     return {which: timer_json(request, which, now, calendar, policies, zone) for which in TIMERS}
 
 
+def sla_and_working(
+    request: Request,
+    now: datetime,
+    calendar: sla_calendar.WorkingCalendar,
+    policies: Policies,
+    zone: tzinfo,
+) -> tuple[dict[str, Any], dict[str, bool]]:
+    """`sla_json` and, per timer, whether it counts working days (`policies.is_working`), each
+    timer's target worked out once: what a table of requests draws its bars from."""
+    sla: dict[str, Any] = {}
+    working: dict[str, bool] = {}
+    for which in TIMERS:
+        target = target_for(request, which, policies)
+        working[which] = target is not None and target.mode == sla_calendar.WORKING
+        sla[which] = (
+            None
+            if target is None
+            else clock_json(clock_of(request, which), target, now, calendar, zone)
+        )
+    return sla, working
+
+
 def _breached_q(which: str, now: datetime) -> Q:
     started = Q(**{f"{which}_started_at__isnull": False, f"{which}_breach_at__isnull": False})
     stopped_late = Q(**{f"{which}_stopped_at__gt": F(f"{which}_breach_at")})
