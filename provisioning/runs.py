@@ -4,6 +4,7 @@ retry, and read runs. Each writes the run row first and enqueues its job after c
 runs whose worker died."""
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -67,9 +68,18 @@ def runs_for(request_id: int) -> list[Run]:
     )
 
 
-def runs_for_many(request_ids: list[int]) -> dict[int, list[Run]]:
+def runs_for_many(
+    request_ids: list[int], *, columns: Sequence[str] | None = None
+) -> dict[int, list[Run]]:
+    """The runs of these requests, oldest first, by request: one query. `columns`: only these
+    of each run and not who started it (the list API's JSON shows no more, and a run's plan
+    and log are its largest columns)."""
     found: dict[int, list[Run]] = {}
-    found_runs = Run.objects.filter(request_id__in=request_ids).select_related("created_by")
+    found_runs = Run.objects.filter(request_id__in=request_ids)
+    if columns is None:
+        found_runs = found_runs.select_related("created_by")
+    else:
+        found_runs = found_runs.only("request_id", *columns)
     for run in found_runs.order_by("created_at", "id"):
         if run.request_id is not None:
             found.setdefault(run.request_id, []).append(run)

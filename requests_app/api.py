@@ -38,6 +38,7 @@ from requests_app.models import Event, Kind, Request
 from requests_app.serializers import (
     FILING_SERIALIZERS,
     LIST_COLUMNS,
+    RUN_COLUMNS,
     AccessFiltersSerializer,
     AccessGrantSerializer,
     ActionBodySerializer,
@@ -272,7 +273,7 @@ class RequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         ids = [r.pk for r in page]
         context = {
             **self.get_serializer_context(),
-            "runs": runs.runs_for_many(ids),
+            "runs": runs.runs_for_many(ids, columns=RUN_COLUMNS),
             "events": event_rows(ids),
             "usernames": usernames_of(page),
         }

@@ -787,6 +787,10 @@ class RunSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
         return obj.log[-4000:]
 
 
+# The columns of a run that its JSON reads (runs_for_many loads only these for the list).
+RUN_COLUMNS = [name for name in RunSerializer.Meta.fields if name != "log_tail"] + ["log"]
+
+
 class UsernameField(serializers.SlugRelatedField):
     """A person, as their username. Reads the context's `usernames` (id -> username, loaded
     once for a page) when the view gives it, instead of a joined user row per request."""
