@@ -8,6 +8,7 @@ from django.db.models import Count, F, Index, IntegerField, Manager, OuterRef, Q
 from django.db.models.functions import Coalesce, Upper
 
 from provisioning.models import Access, Category, Instance
+from requests_app.sla import next_alert
 
 
 class Kind(models.TextChoices):
@@ -288,28 +289,17 @@ class Request(models.Model):
                 name="request_granted_by",
                 condition=Q(granted_by__isnull=False),
             ),
-            # The sweep's lookups: open timers whose 75% or breach instant has passed and whose
-            # notification has not been claimed. Partial, so they hold only what can still fire.
-            *[
-                models.Index(
-                    fields=[f"{which}_{moment}_at"],
-                    name=f"sweep_{which}_{moment}",
-                    condition=Q(
-                        **{
-                            f"{which}_{claim}__isnull": True,
-                            f"{which}_stopped_at__isnull": True,
-                            "ended_at__isnull": True,
-                            **(
-                                {"resolution_paused_at__isnull": True}
-                                if which == "resolution"
-                                else {}
-                            ),
-                        }
-                    ),
-                )
-                for which in ("response", "resolution")
-                for moment, claim in (("warn", "warned_at"), ("breach", "breach_alerted_at"))
-            ],
+            # The sweep's lookups (sla/next_alert.py): each open timer that can still alert, by
+            # when its next alert falls due.
+            next_alert.index("response", "sweep_response", live={"ended_at__isnull": True}),
+            next_alert.index(
+                "resolution",
+                "sweep_resolution",
+                live={"ended_at__isnull": True},
+                paused_at="resolution_paused_at",
+            ),
+            # The open requests by resolution due date: the dashboards' attention list, and the
+            # at_risk=true filter's scan of the open requests.
             models.Index(
                 fields=["resolution_due_at"],
                 name="open_resolution_due",
@@ -321,15 +311,6 @@ class Request(models.Model):
                 name="access_grant_expires",
                 condition=Q(kind=Kind.ACCESS, state=State.DONE),
             ),
-            # The breached=true / at_risk=true filters and the open counts of the dashboards.
-            *[
-                models.Index(
-                    fields=[f"{which}_breach_at"],
-                    name=f"open_{which}_breach",
-                    condition=Q(ended_at__isnull=True),
-                )
-                for which in ("response", "resolution")
-            ],
         ]
 
     def __str__(self) -> str:
