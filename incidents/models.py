@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 
 from provisioning.models import Instance
+from requests_app.sla import next_alert
 
 
 class Severity(models.TextChoices):
@@ -43,25 +44,17 @@ class IncidentQuerySet(models.QuerySet["Incident"]):
 
 
 def _sweep_indexes() -> list[models.Index]:
-    """The sweep's lookups (requests_app/sla/sweep.py): running timers whose 75% or breach
-    instant has passed and whose alert is not claimed yet. Partial, so they hold only what can
-    still fire; and each running timer's due instant, for "what is due next"."""
+    """The sweep's lookups (requests_app/sla/next_alert.py): each running timer that can still
+    alert, by when its next alert falls due; and each running timer's due instant, for "what is
+    due next"."""
     indexes = []
     for which in TIMERS:
-        running = {f"{which}_stopped_at__isnull": True}
-        for moment, claim in (("warn", "warned_at"), ("breach", "breach_alerted_at")):
-            indexes.append(
-                models.Index(
-                    fields=[f"{which}_{moment}_at"],
-                    name=f"incident_sweep_{which[:3]}_{moment}",
-                    condition=Q(**running, **{f"{which}_{claim}__isnull": True}),
-                )
-            )
+        indexes.append(next_alert.index(which, f"incident_sweep_{which[:3]}", live={}))
         indexes.append(
             models.Index(
                 fields=[f"{which}_due_at"],
                 name=f"incident_open_{which[:3]}_due",
-                condition=Q(**running),
+                condition=Q(**{f"{which}_stopped_at__isnull": True}),
             )
         )
     return indexes

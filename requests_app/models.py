@@ -8,6 +8,7 @@ from django.db.models import Count, F, Index, IntegerField, Manager, OuterRef, Q
 from django.db.models.functions import Coalesce, Upper
 
 from provisioning.models import Access, Category, Instance
+from requests_app.sla import next_alert
 
 
 class Kind(models.TextChoices):
@@ -114,8 +115,8 @@ class SearchVectorIndex(GinIndex):
 
 class Request(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
-    # Indexed by Meta.indexes (request_state and the others that lead with it): a field index
-    # would add a second copy and a LIKE index nothing uses.
+    # Indexed by Meta.indexes (request_queue_order leads with it): a field index would add a
+    # second copy and a LIKE index nothing uses.
     state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING_APPROVAL)
     customer = models.CharField(max_length=200)
     # The slug as asked for; `instance` links the instance once it exists (for create: once
@@ -251,15 +252,15 @@ class Request(models.Model):
             # The list's order (page and API): newest first, read from the index, not sorted.
             models.Index(F("created_at").desc(), F("id").desc(), name="request_created_desc"),
             # The DevOps queue: each state's most urgent first (views.devops_queue's by_due), so
-            # its LIMIT reads the first rows instead of sorting every request in the state.
+            # its LIMIT reads the first rows instead of sorting every request in the state. It
+            # leads with the state, so it also serves the counts of the open states (home page,
+            # queue, board): a second index on the state alone would only cost every write.
             # (PostgreSQL's ascending order puts nulls last, as the queue's does; SQLite takes
             # no NULLS LAST in an index.)
             models.Index(
                 fields=["state", "resolution_due_at", "response_due_at", "created_at", "id"],
                 name="request_queue_order",
             ),
-            # The home page's and the queue's counts by state.
-            models.Index(fields=["state"], name="request_state"),
             # The SLA figures' period (the resolution clock's start): a period of a long history
             # reads its own rows, not the whole table.
             models.Index(fields=["resolution_started_at"], name="request_resolution_started"),
@@ -288,28 +289,17 @@ class Request(models.Model):
                 name="request_granted_by",
                 condition=Q(granted_by__isnull=False),
             ),
-            # The sweep's lookups: open timers whose 75% or breach instant has passed and whose
-            # notification has not been claimed. Partial, so they hold only what can still fire.
-            *[
-                models.Index(
-                    fields=[f"{which}_{moment}_at"],
-                    name=f"sweep_{which}_{moment}",
-                    condition=Q(
-                        **{
-                            f"{which}_{claim}__isnull": True,
-                            f"{which}_stopped_at__isnull": True,
-                            "ended_at__isnull": True,
-                            **(
-                                {"resolution_paused_at__isnull": True}
-                                if which == "resolution"
-                                else {}
-                            ),
-                        }
-                    ),
-                )
-                for which in ("response", "resolution")
-                for moment, claim in (("warn", "warned_at"), ("breach", "breach_alerted_at"))
-            ],
+            # The sweep's lookups (sla/next_alert.py): each open timer that can still alert, by
+            # when its next alert falls due.
+            next_alert.index("response", "sweep_response", live={"ended_at__isnull": True}),
+            next_alert.index(
+                "resolution",
+                "sweep_resolution",
+                live={"ended_at__isnull": True},
+                paused_at="resolution_paused_at",
+            ),
+            # The open requests by resolution due date: the dashboards' attention list, and the
+            # at_risk=true filter's scan of the open requests.
             models.Index(
                 fields=["resolution_due_at"],
                 name="open_resolution_due",
@@ -321,15 +311,6 @@ class Request(models.Model):
                 name="access_grant_expires",
                 condition=Q(kind=Kind.ACCESS, state=State.DONE),
             ),
-            # The breached=true / at_risk=true filters and the open counts of the dashboards.
-            *[
-                models.Index(
-                    fields=[f"{which}_breach_at"],
-                    name=f"open_{which}_breach",
-                    condition=Q(ended_at__isnull=True),
-                )
-                for which in ("response", "resolution")
-            ],
         ]
 
     def __str__(self) -> str:

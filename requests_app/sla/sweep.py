@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from requests_app import notifications
 from requests_app.models import Request
+from requests_app.sla import next_alert
 from requests_app.sla.calendar import WorkingCalendar
 from requests_app.sla.policies import RESOLUTION, TIMERS, get_calendar, working_kinds
 
@@ -45,18 +46,15 @@ class TimerTable:
     working: Callable[[str], Q] = field(default=lambda which: Q(pk__in=[]))
 
 
-def due(
-    table: TimerTable, which: str, moment: str, claim: str, now: datetime, strictly: bool = False
-) -> QuerySet[Any]:
-    conditions: dict[str, object] = {
-        f"{which}_{moment}_at__{'lt' if strictly else 'lte'}": now,
-        f"{which}_{claim}__isnull": True,
-        f"{which}_stopped_at__isnull": True,
-        **table.live,
-    }
-    if which in table.paused_at:
-        conditions[f"{table.paused_at[which]}__isnull"] = True
-    return table.model._default_manager.filter(**conditions).order_by()
+def due(table: TimerTable, which: str, now: datetime) -> QuerySet[Any]:
+    """The rows whose timer `which` has an alert due at `now`, a warning or a breach, read from
+    the timer's partial index (sla/next_alert.py): those past their next alert's instant."""
+    pending = next_alert.pending(which, table.live, table.paused_at.get(which))
+    return (
+        table.model._default_manager.alias(next_alert_at=next_alert.instant(which))
+        .filter(next_alert_at__lte=now, **pending)
+        .order_by()
+    )
 
 
 def claim(
@@ -89,7 +87,7 @@ def sweep(
     for which in table.timers:
         # Breaches first: a timer found past due is not warned about being at risk any more.
         # Strictly after the breach instant: elapsed > target (sla/status.py's rule).
-        breached = due(table, which, "breach", "breach_alerted_at", now, strictly=True)
+        breached = due(table, which, now).filter(**{f"{which}_breach_at__lt": now})
         while ids := list(breached.values_list("pk", flat=True)[:BATCH]):
             with transaction.atomic():
                 claimed = claim(
@@ -98,8 +96,12 @@ def sweep(
                 if claimed:
                     topic = f"{which}_breached"
                     sent[topic] = sent.get(topic, 0) + alert(claimed, which, "breached", now)
-        warnings = due(table, which, "warn", "warned_at", now).filter(
-            **{f"{which}_breach_at__gte": now}
+        warnings = due(table, which, now).filter(
+            **{
+                f"{which}_warned_at__isnull": True,
+                f"{which}_warn_at__lte": now,
+                f"{which}_breach_at__gte": now,
+            }
         )
         if not calendar.is_working_time(now):
             warnings = warnings.exclude(table.working(which))
@@ -121,12 +123,6 @@ REQUEST_TIMERS = TimerTable(
     paused_at={RESOLUTION: "resolution_paused_at"},
     working=lambda which: Q(kind__in=working_kinds(which)),
 )
-
-
-def _due(
-    which: str, moment: str, claim: str, now: datetime, strictly: bool = False
-) -> QuerySet[Request]:
-    return due(REQUEST_TIMERS, which, moment, claim, now, strictly)
 
 
 def _alert(ids: list[int], which: str, what: str, now: datetime) -> int:

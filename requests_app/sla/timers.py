@@ -242,7 +242,10 @@ def _recompute_open_postgresql(
     """
     rows = _open_rows()
     if len(rows) >= PARALLEL_FROM and not connection.in_atomic_block:
-        slices = [rows[i::WRITERS] for i in range(WRITERS)]
+        # Contiguous runs of the table (rows come in its physical order): two writers
+        # interleaved row by row would fight over the same heap pages' locks.
+        n = len(rows)
+        slices = [rows[i * n // WRITERS : (i + 1) * n // WRITERS] for i in range(WRITERS)]
         with ThreadPoolExecutor(WRITERS, thread_name_prefix="sla-recompute") as pool:
             done = list(
                 pool.map(lambda part: _write_apart(part, calendar, policies, batch_size), slices)

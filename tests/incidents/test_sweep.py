@@ -2,6 +2,7 @@
 two, even with two sweepers at once; none for a stopped timer; working-day warnings wait for
 working hours; the lookups use the partial indexes."""
 
+import re
 import threading
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -154,9 +155,8 @@ def test_two_sweepers_at_once_send_each_alert_once(users, acme):
 def test_the_sweep_lookups_use_the_partial_indexes(users, acme):
     open_incident(users["ce"], acme, severity="sev1", at=la(2026, 4, 7, 10))
     for which in ("acknowledge", "resolution"):
-        for moment, claim in (("warn", "warned_at"), ("breach", "breach_alerted_at")):
-            queryset = sla_sweep.due(sweep.INCIDENT_TIMERS, which, moment, claim, la(2026, 4, 8))
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL enable_seqscan = off")
-                plan = queryset.explain()
-            assert "Seq Scan" not in plan and "Index" in plan, plan
+        queryset = sla_sweep.due(sweep.INCIDENT_TIMERS, which, la(2026, 4, 8))
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            plan = queryset.explain()
+        assert re.search(rf"(using|on) incident_sweep_{which[:3]}\b", plan), plan
