@@ -23,6 +23,7 @@ from provisioning.models import SNAPSHOT_USD as SNAPSHOT_USD
 from provisioning.models import STORAGE_USD as STORAGE_USD
 from provisioning.models import monthly_cost as monthly_cost
 from releases.models import Release
+from requests_app.loading import CompiledOnce
 from requests_app.models import Kind, Request, State, open_requests_of_instance
 from requests_app.rows import url_maker
 from requests_app.validation import parse_version
@@ -90,6 +91,21 @@ class KnownCountPaginator(Paginator):
         self.__dict__["count"] = count  # Paginator.count is a cached_property
 
 
+# The versions requests name and the releases: the same queries on every visit, built once.
+TARGET_VERSIONS = CompiledOnce(
+    lambda: (
+        Request.objects.exclude(target_version="")
+        .exclude(state__in=[State.REJECTED, State.CANCELLED])
+        .order_by()
+        .values_list("target_version")
+        .distinct()
+    )
+)
+RELEASES = CompiledOnce(
+    lambda: Release.objects.values_list("major", "minor", "patch", "published_at")
+)
+
+
 def fleet(
     category: str = "", page_number: str | int | None = None
 ) -> tuple[list[FleetRow], str | None, dict[str, Any], Page]:
@@ -120,16 +136,9 @@ def fleet(
     )
     page = paginator.get_page(page_number)
     instances = list(page.object_list)
-    targets = (
-        Request.objects.exclude(target_version="")
-        .exclude(state__in=[State.REJECTED, State.CANCELLED])
-        .order_by()
-        .values_list("target_version", flat=True)
-        .distinct()
-    )
+    targets = [version for (version,) in TARGET_VERSIONS.rows(Request.objects.db)]
     released = {
-        (r.major, r.minor, r.patch): r.published_at
-        for r in Release.objects.only("major", "minor", "patch", "published_at")
+        (major, minor, patch): at for major, minor, patch, at in RELEASES.rows(Release.objects.db)
     }
     versions = [version for _, _, version, _ in groups]
     if category:  # the versions of the rest of the fleet count too

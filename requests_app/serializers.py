@@ -12,14 +12,18 @@ is in a fitting state, the slug is free, the version is newer, ...) stays the fo
 """
 
 import copy
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import connections
+from django.db.models import CharField, F, Func
 from django.http import QueryDict
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
@@ -642,7 +646,8 @@ EVENT_COLUMNS = ["at", "by__username", "action", "from_state", "to_state", "comm
 class EventList(serializers.ListSerializer):
     """A request's events as JSON, drawn without a serializer or a model per event: the list
     API draws 50 requests' histories a page (issue 16). Reads the rows the view loaded into the
-    context's `events` (event_rows), else the request's (prefetched) events."""
+    context's `events` (event_rows, `at` written already), else the request's (prefetched)
+    events."""
 
     def get_attribute(self, instance: Any) -> Any:
         loaded = self.context.get("events")
@@ -651,14 +656,14 @@ class EventList(serializers.ListSerializer):
         return super().get_attribute(instance)
 
     def to_representation(self, data: Any) -> list[dict[str, Any]]:
-        # The writer of `at`, made once for the page (it looks the time zone up).
-        at = self.__dict__.get("_at")
-        if at is None:
-            at = self.__dict__["_at"] = iso_instants(self.child.fields["at"])  # type: ignore[union-attr]
         if not isinstance(data, list):  # the related manager
+            # The writer of `at`, made once for the page (it looks the time zone up).
+            at = self.__dict__.get("_at")
+            if at is None:
+                at = self.__dict__["_at"] = iso_instants(self.child.fields["at"])  # type: ignore[union-attr]
             data = [
                 (
-                    e.at,
+                    at(e.at),
                     e.by.username if e.by_id else None,
                     *(getattr(e, f) for f in EVENT_FIELDS[2:]),
                 )
@@ -667,7 +672,7 @@ class EventList(serializers.ListSerializer):
         # EVENT_FIELDS, in its order: a dict display is several times cheaper than dict(zip()).
         return [
             {
-                "at": at(when),
+                "at": when,
                 "by": by,
                 "action": act,
                 "from_state": old,
@@ -695,16 +700,78 @@ def iso_instants(field: serializers.DateTimeField) -> Callable[[datetime | None]
     return text
 
 
-def event_rows(request_ids: list[int]) -> dict[int, list[tuple[Any, ...]]]:
-    """The events of these requests, oldest first, as rows of EVENT_COLUMNS: one query."""
-    found: dict[int, list[tuple[Any, ...]]] = {pk: [] for pk in request_ids}
-    rows = (
-        Event.objects.filter(request_id__in=request_ids)
-        .order_by("request_id", "at", "id")
-        .values_list("request_id", *EVENT_COLUMNS)
+def iso_instant_sql(column: str, zone: str) -> tuple[str, list[str]]:
+    """SQL with which PostgreSQL writes the instant `column` as iso_instants does in the time
+    zone named `zone` (and its parameters): the local time, `.ffffff` unless the microseconds
+    are 0, then the offset, `Z` for none and its seconds only when it has some."""
+    local, utc = f"({column} AT TIME ZONE %s)", f"({column} AT TIME ZONE 'UTC')"
+    # An interval's minutes and seconds carry its sign: write the size, the sign before it.
+    ahead, behind = f"({local} - {utc})", f"({utc} - {local})"
+    size = f"(CASE WHEN {local} < {utc} THEN {behind} ELSE {ahead} END)"
+    sql = (
+        f"replace(to_char({local}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '.000000', '') || "
+        f"CASE WHEN {local} = {utc} THEN 'Z' ELSE "
+        f"CASE WHEN {local} < {utc} THEN '-' ELSE '+' END || to_char({size}, 'HH24:MI') || "
+        f"CASE WHEN date_part('second', {ahead}) = 0 THEN '' ELSE to_char({size}, ':SS') END "
+        "END"
     )
-    for request_id, *row in rows:
-        found[request_id].append(tuple(row))
+    return sql, [zone] * sql.count("%s")
+
+
+class IsoInstant(Func):
+    """The instant `column` as the JSON writes it (iso_instants), written by PostgreSQL in the
+    time zone named `zone`."""
+
+    output_field = CharField()
+
+    def __init__(self, column: str, zone: str) -> None:
+        super().__init__(F(column))
+        self.zone = zone
+
+    def as_sql(  # type: ignore[override]
+        self, compiler: Any, connection: Any, **extra_context: Any
+    ) -> tuple[str, list[Any]]:
+        column, params = compiler.compile(self.get_source_expressions()[0])
+        assert not params, column  # a column, written several times
+        return iso_instant_sql(column, self.zone)
+
+
+def sql_zone(field: serializers.DateTimeField, using: str) -> str | None:
+    """The name of the time zone in which `field` writes instants when PostgreSQL can write
+    them as it does (ISO 8601 in a named zone, on PostgreSQL); None when it cannot."""
+    if getattr(field, "format", api_settings.DATETIME_FORMAT) != ISO_8601:
+        return None
+    if connections[using].vendor != "postgresql":
+        return None
+    zone = field.timezone if getattr(field, "timezone", None) else field.default_timezone()
+    return zone.key if isinstance(zone, ZoneInfo) else None
+
+
+@functools.cache
+def _event_at() -> serializers.DateTimeField:
+    field = EventSerializer().fields["at"]
+    assert isinstance(field, serializers.DateTimeField), field
+    return field
+
+
+def event_rows(request_ids: list[int]) -> dict[int, list[tuple[Any, ...]]]:
+    """The events of these requests, oldest first, as rows of EVENT_COLUMNS with `at` written
+    as the JSON has it: one query. PostgreSQL writes the instants: reading each and writing it
+    again was a tenth of the list API's time."""
+    found: dict[int, list[tuple[Any, ...]]] = {pk: [] for pk in request_ids}
+    events = Event.objects.filter(request_id__in=request_ids).order_by("request_id", "at", "id")
+    field = _event_at()
+    zone = sql_zone(field, events.db)
+    if zone is not None:
+        rows = events.annotate(at_text=IsoInstant("at", zone)).values_list(
+            "request_id", "at_text", *EVENT_COLUMNS[1:]
+        )
+        for request_id, *row in rows:
+            found[request_id].append(tuple(row))
+        return found
+    write = iso_instants(field)
+    for request_id, at, *row in events.values_list("request_id", *EVENT_COLUMNS):
+        found[request_id].append((write(at), *row))
     return found
 
 

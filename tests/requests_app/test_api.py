@@ -1313,3 +1313,50 @@ def test_instants_are_written_as_drf_writes_them(value):
     assert iso_instants(field)(None) is None
     utc = serializers.DateTimeField(default_timezone=ZoneInfo("UTC"))
     assert iso_instants(utc)(value) == utc.to_representation(value)
+
+
+@pytest.mark.clock_once("formats given instants; reads no clock")
+@pytest.mark.parametrize(
+    "zone",
+    [
+        "UTC",
+        "America/Los_Angeles",
+        "Asia/Kolkata",  # +05:30
+        "America/St_Johns",  # -03:30, and DST
+        "Australia/Lord_Howe",  # DST of half an hour
+        "Europe/Dublin",  # a negative DST in the tz database
+        "Africa/Monrovia",  # -00:44:30 until 1972: an offset with seconds
+    ],
+)
+def test_postgresql_writes_instants_as_drf_writes_them(db, zone):
+    """The list API's events come with their instants written by PostgreSQL: byte for byte
+    what DRF writes, around every change of offset and with microseconds or none."""
+    import random
+
+    from django.db import connection
+    from rest_framework import serializers
+
+    from requests_app.serializers import iso_instant_sql
+
+    utc = ZoneInfo("UTC")
+    instants = [datetime(1960, 1, 1, tzinfo=utc), datetime(1850, 6, 1, 12, 30, tzinfo=utc)]
+    # Every 3.5 hours of 2026: across each change of offset, on either side of it.
+    start = datetime(2026, 1, 1, tzinfo=utc)
+    instants += [start + timedelta(minutes=30 * n) for n in range(0, 365 * 48, 7)]
+    pick = random.Random(zone)
+    for _ in range(2000):
+        when = datetime(1970, 1, 1, tzinfo=utc) + timedelta(
+            seconds=pick.randrange(0, 130 * 365 * 86400)
+        )
+        instants.append(
+            when.replace(microsecond=pick.choice([0, 1, 999999, pick.randrange(10**6)]))
+        )
+    sql, params = iso_instant_sql("t.at", zone)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {sql} FROM unnest(%s::timestamptz[]) WITH ORDINALITY AS t(at, n) ORDER BY n",
+            [*params, instants],
+        )
+        written = [text for (text,) in cursor.fetchall()]
+    field = serializers.DateTimeField(default_timezone=ZoneInfo(zone))
+    assert written == [field.to_representation(when) for when in instants]

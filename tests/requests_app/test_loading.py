@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from provisioning.models import Instance
-from requests_app.loading import requests_from_rows
+from requests_app.loading import CompiledOnce, requests_from_rows
 from requests_app.models import Request
 from requests_app.rows import ROW_COLUMNS
 from tests.dashboards.factories import make_instance, timed_request
@@ -75,3 +75,24 @@ def test_nothing_listens_for_the_init_signals_it_skips():
     would miss them, and loading.py would have to send them."""
     for model in (Request, Instance, get_user_model()):
         assert not pre_init.has_listeners(model) and not post_init.has_listeners(model)
+
+
+def test_a_query_compiled_once_reads_what_the_orm_reads_each_time(made):
+    """Built and compiled on first use only, yet each use reads the rows as they are then, the
+    JSON column decoded as the ORM decodes it."""
+    built = []
+
+    def build():
+        built.append(True)
+        return Request.objects.order_by("id").values_list("id", "non_standard_reasons")
+
+    query = CompiledOnce(build)
+    assert [tuple(row) for row in query.rows()] == [
+        (made[0].pk, ["scale", "<x>"]),
+        (made[1].pk, []),
+    ]
+    Request.objects.filter(pk=made[1].pk).update(non_standard_reasons=["late"])
+    with CaptureQueriesContext(connection) as queries:
+        rows = query.rows()
+    assert [tuple(row) for row in rows][1] == (made[1].pk, ["late"])
+    assert len(queries) == 1 and len(built) == 1
