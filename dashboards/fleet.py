@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Case, Count, Max, Value, When
+from django.db.models import Case, Count, Field, Max, QuerySet, Value, When
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
@@ -23,7 +23,7 @@ from provisioning.models import SNAPSHOT_USD as SNAPSHOT_USD
 from provisioning.models import STORAGE_USD as STORAGE_USD
 from provisioning.models import monthly_cost as monthly_cost
 from releases.models import Release
-from requests_app.loading import CompiledOnce
+from requests_app.loading import CompiledOnce, bare
 from requests_app.models import Kind, Request, State, open_requests_of_instance
 from requests_app.rows import url_maker
 from requests_app.validation import parse_version
@@ -104,6 +104,62 @@ TARGET_VERSIONS = CompiledOnce(
 RELEASES = CompiledOnce(
     lambda: Release.objects.values_list("major", "minor", "patch", "published_at")
 )
+INSTANCE_VERSIONS = CompiledOnce(
+    lambda: Instance.objects.order_by().values_list("version").distinct()
+)
+
+
+def _instances(category: str) -> QuerySet[Instance]:
+    found = Instance.objects.all()
+    return found.filter(category=category) if category else found
+
+
+# The rest varies with the category, the page or the instances on it; each is built and
+# compiled once per connection for each of those (loading.CompiledOnce): building and compiling
+# them took a fifth of the page's time, more than PostgreSQL took to answer them.
+GROUPS = CompiledOnce(
+    lambda category: (
+        _instances(category)
+        .order_by()
+        .values_list("status", "machine_type", "version")
+        .annotate(count=Count("pk"))
+    )
+)
+_RANK = Case(
+    *(When(status=status, then=Value(i)) for i, status in enumerate(STATUS_ORDER)),
+    default=Value(len(STATUS_ORDER)),
+)
+# Only what the rows show (not the outputs, the settings and the run's marks).
+_PAGE_COLUMNS = ["id", *FLEET_COLUMNS]
+PAGE = CompiledOnce(
+    lambda category, bottom, top: (
+        _instances(category)
+        .annotate(status_rank=_RANK, open_requests=open_requests_of_instance())
+        .order_by("status_rank", "slug")
+        .values_list(*_PAGE_COLUMNS, "open_requests")[bottom:top]
+    )
+)
+_PAGE_ATTNAMES = [
+    column.attname
+    for name in _PAGE_COLUMNS
+    if isinstance(column := Instance._meta.get_field(name), Field)
+]
+assert len(_PAGE_ATTNAMES) == len(_PAGE_COLUMNS)  # every one a column
+# How many unresolved incidents touch an instance of the category: one row, its count.
+UNRESOLVED_INCIDENTS = CompiledOnce(
+    lambda category: (
+        Incident.objects.filter(
+            state__in=UNRESOLVED_STATES,
+            pk__in=Incident.instances.through.objects.filter(
+                instance__in=_instances(category)
+            ).values("incident_id"),
+        )
+        .order_by()
+        .values(everything=Value(1))
+        .annotate(n=Count("*"))
+        .values_list("n")
+    )
+)
 
 
 def fleet(
@@ -114,35 +170,26 @@ def fleet(
     for the page shown (FLEET_ROWS, in status order then by slug). The totals come from one
     grouped query over every instance. The latest version and how far behind it an instance is
     count every instance and request, whatever the category."""
-    found = Instance.objects.all()
-    if category:
-        found = found.filter(category=category)
-    rank = Case(
-        *(When(status=status, then=Value(i)) for i, status in enumerate(STATUS_ORDER)),
-        default=Value(len(STATUS_ORDER)),
-    )
-    groups = list(
-        found.order_by()
-        .values_list("status", "machine_type", "version")
-        .annotate(count=Count("pk"))
-    )
-    # Only what the rows show (not the outputs, the settings and the run's marks).
-    ordered = found.only(*FLEET_COLUMNS).annotate(
-        status_rank=rank, open_requests=open_requests_of_instance()
-    )
-    # The groups count every instance of `found`: the pages need no COUNT of their own.
-    paginator = KnownCountPaginator(
-        ordered.order_by("status_rank", "slug"), FLEET_ROWS, count=sum(n for *_, n in groups)
-    )
+    db = Instance.objects.db
+    groups = GROUPS.rows(category, using=db)
+    # The groups count every instance of the category: the pages need no COUNT of their own.
+    paginator = KnownCountPaginator([], FLEET_ROWS, count=sum(n for *_, n in groups))
     page = paginator.get_page(page_number)
-    instances = list(page.object_list)
-    targets = [version for (version,) in TARGET_VERSIONS.rows(Request.objects.db)]
+    bottom = (page.number - 1) * FLEET_ROWS
+    instances = []
+    for *values, open_requests in PAGE.rows(category, bottom, bottom + FLEET_ROWS, using=db):
+        instance = bare(Instance, db, dict(zip(_PAGE_ATTNAMES, values, strict=True)))
+        instance.open_requests = open_requests  # type: ignore[attr-defined]
+        instances.append(instance)
+    page.object_list = instances
+    targets = [version for (version,) in TARGET_VERSIONS.rows(using=Request.objects.db)]
     released = {
-        (major, minor, patch): at for major, minor, patch, at in RELEASES.rows(Release.objects.db)
+        (major, minor, patch): at
+        for major, minor, patch, at in RELEASES.rows(using=Release.objects.db)
     }
     versions = [version for _, _, version, _ in groups]
     if category:  # the versions of the rest of the fleet count too
-        versions += Instance.objects.order_by().values_list("version", flat=True).distinct()
+        versions += [version for (version,) in INSTANCE_VERSIONS.rows(using=db)]
     known = {
         parsed for text in [*versions, *targets] if (parsed := parse_version(text)) is not None
     } | set(released)
@@ -178,11 +225,7 @@ def fleet(
         "live": page.paginator.count - by_status[InstanceStatus.TORN_DOWN],
         "monthly_usd": monthly,
         "behind": behind_count,
-        "incidents": Incident.objects.filter(state__in=UNRESOLVED_STATES, instances__in=found)
-        .order_by()
-        .values("pk")
-        .distinct()
-        .count(),
+        "incidents": UNRESOLVED_INCIDENTS.rows(category, using=Incident.objects.db)[0][0],
         "by_status": [
             (InstanceStatus(status).label, count)
             for status in STATUS_ORDER
@@ -202,28 +245,51 @@ def _behind_of(
     return behind(version, latest, known)
 
 
-def open_incidents_by_instance(
-    instance_ids: Collection[int] | None = None,
-) -> dict[int, list[Incident]]:
-    """The unresolved incidents of each instance (of `instance_ids`, or of all), most severe
-    first: one query."""
-    links = Incident.instances.through.objects.filter(incident__state__in=UNRESOLVED_STATES)
-    if instance_ids is not None:
-        links = links.filter(instance_id__in=instance_ids)
-    links = (
-        links.select_related("incident")
-        .only(
-            "instance_id",
-            "incident__id",
-            "incident__title",
-            "incident__severity",
-            "incident__state",
+# The unresolved incidents of the instances of a page, most severe first, and when its
+# suspended instances were suspended: compiled once for each page's instances.
+OPEN_INCIDENTS = CompiledOnce(
+    lambda instance_ids: (
+        Incident.instances.through.objects.filter(
+            incident__state__in=UNRESOLVED_STATES, instance_id__in=instance_ids
         )
         .order_by("incident__severity", "-incident__created_at", "incident_id")
+        .values_list(
+            "instance_id", "incident_id", "incident__title", "incident__severity", "incident__state"
+        )
     )
+)
+SUSPEND_REQUESTS_DONE = CompiledOnce(
+    lambda instance_ids: (
+        Request.objects.filter(instance_id__in=instance_ids, kind=Kind.SUSPEND, state=State.DONE)
+        .order_by()
+        .values_list("instance_id")
+        .annotate(at=Max("ended_at"))
+    )
+)
+SUSPEND_RUNS_APPLIED = CompiledOnce(
+    lambda instance_ids: (
+        Run.objects.filter(instance_id__in=instance_ids, kind=Kind.SUSPEND, state=RunState.APPLIED)
+        .order_by()
+        .values_list("instance_id")
+        .annotate(at=Max("finished_at"))
+    )
+)
+
+
+def open_incidents_by_instance(instance_ids: Collection[int]) -> dict[int, list[Incident]]:
+    """The unresolved incidents of each instance of `instance_ids`, most severe first: one
+    query."""
+    if not instance_ids:
+        return {}
+    db = Incident.objects.db
     found: dict[int, list[Incident]] = {}
-    for link in links:
-        found.setdefault(link.instance_id, []).append(link.incident)
+    for instance_id, pk, title, severity, state in OPEN_INCIDENTS.rows(
+        tuple(instance_ids), using=db
+    ):
+        incident = bare(
+            Incident, db, {"id": pk, "title": title, "severity": severity, "state": state}
+        )
+        found.setdefault(instance_id, []).append(incident)
     return found
 
 
@@ -232,20 +298,12 @@ def _suspended_since(instance_ids: list[int]) -> dict[int, datetime]:
     applied (the demo seed suspends by a run of its own). Two queries."""
     if not instance_ids:
         return {}
+    key = tuple(instance_ids)
     found: dict[int, datetime] = {}
-    by_request = (
-        Request.objects.filter(instance_id__in=instance_ids, kind=Kind.SUSPEND, state=State.DONE)
-        .order_by()
-        .values_list("instance_id")
-        .annotate(at=Max("ended_at"))
-    )
-    by_run = (
-        Run.objects.filter(instance_id__in=instance_ids, kind=Kind.SUSPEND, state=RunState.APPLIED)
-        .order_by()
-        .values_list("instance_id")
-        .annotate(at=Max("finished_at"))
-    )
-    for pk, at in [*by_request, *by_run]:
+    for pk, at in [
+        *SUSPEND_REQUESTS_DONE.rows(key, using=Request.objects.db),
+        *SUSPEND_RUNS_APPLIED.rows(key, using=Run.objects.db),
+    ]:
         if pk is not None and at is not None and (pk not in found or at > found[pk]):
             found[pk] = at
     return found

@@ -9,11 +9,13 @@ be), each related row cached on the request with its primary key and the fields 
 They skip `Model.__init__`, so no `pre_init` or `post_init` signal is sent for them: nothing
 listens for those on these models (tests/requests_app/test_loading.py checks it)."""
 
+import collections
 import functools
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, TypeVar
 
+from django.core.exceptions import EmptyResultSet
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Field, Model, QuerySet
 from django.db.models.base import ModelState
@@ -106,28 +108,43 @@ def requests_from_rows(queryset: QuerySet[Request], columns: Sequence[str]) -> l
 
 
 class CompiledOnce:
-    """The rows of a query that takes nothing from the request, its SQL built and compiled
-    once per database connection (a connection is one thread's): for the queue's sections,
-    building and compiling the query cost more than PostgreSQL's answer took to read."""
+    """The rows of a query built by `build`, its SQL built and compiled once per database
+    connection (a connection is one thread's) for each set of arguments `build` takes: for the
+    queue's sections, building and compiling the query cost more than PostgreSQL's answer took
+    to read. A query of arguments (the fleet's category and page, say) keeps the `kept` sets
+    used last on each connection."""
 
-    def __init__(self, build: Callable[[], QuerySet[Any]]) -> None:
+    def __init__(self, build: Callable[..., QuerySet[Any]], *, kept: int = 64) -> None:
         self._build = build
-        self._compiled: weakref.WeakKeyDictionary[Any, tuple[Any, ...]] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._kept = kept
+        self._compiled: weakref.WeakKeyDictionary[
+            Any, collections.OrderedDict[tuple[Hashable, ...], tuple[Any, ...]]
+        ] = weakref.WeakKeyDictionary()
 
-    def rows(self, using: str = DEFAULT_DB_ALIAS) -> list[Sequence[Any]]:
+    def rows(self, *args: Hashable, using: str = DEFAULT_DB_ALIAS) -> list[Sequence[Any]]:
         connection = connections[using]
-        compiled = self._compiled.get(connection)
+        mine = self._compiled.get(connection)
+        if mine is None:
+            mine = self._compiled[connection] = collections.OrderedDict()
+        compiled = mine.get(args)
         if compiled is None:
-            compiler = self._build().query.get_compiler(using=using)
-            sql, params = compiler.as_sql()
+            compiler = self._build(*args).query.get_compiler(using=using)
+            try:
+                sql, params = compiler.as_sql()
+            except EmptyResultSet:  # a filter no row can pass (`pk__in=[]`): no query to run
+                sql = params = None
             # What results_iter would convert (JSON from its text, say).
             converters = compiler.get_converters(
                 [column for column, _, _ in compiler.select[: compiler.col_count]]
             )
-            compiled = self._compiled[connection] = (compiler, sql, params, converters)
+            compiled = mine[args] = (compiler, sql, params, converters)
+            if len(mine) > self._kept:
+                mine.popitem(last=False)
+        else:
+            mine.move_to_end(args)
         compiler, sql, params, converters = compiled
+        if sql is None:
+            return []
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows: list[Sequence[Any]] = cursor.fetchall()

@@ -648,7 +648,7 @@ def devops_queue(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied("The queue is for DevOps.")
     shown_states = [state for state, _, _ in QUEUE_SECTIONS]
     counts: dict[str, int] = dict.fromkeys(shown_states, 0)
-    counts.update({state: count for state, count in QUEUE_COUNTS.rows(Request.objects.db)})
+    counts.update({state: count for state, count in QUEUE_COUNTS.rows(using=Request.objects.db)})
     # Only what the rows show and the timers read (a third of the page's time went to loading
     # the rest), as rows of values made into requests (requests_app/loading.py); test_queue
     # checks that no row asks for a column left out.
@@ -657,7 +657,7 @@ def devops_queue(request: HttpRequest) -> HttpResponse:
     found: dict[str, list[Any]] = {state: [] for state in shown_states}
     db = Request.objects.db
     if connections[db].features.supports_slicing_ordering_in_compound:
-        loaded: Iterable[Any] = QUEUE_SECTION_ROWS.rows(db)
+        loaded: Iterable[Any] = QUEUE_SECTION_ROWS.rows(using=db)
     else:  # SQLite (`make run`'s): a query a section
         loaded = (row for state in shown_states for row in queue_section(state))
     for row in loaded:

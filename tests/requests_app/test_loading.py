@@ -96,3 +96,28 @@ def test_a_query_compiled_once_reads_what_the_orm_reads_each_time(made):
         rows = query.rows()
     assert [tuple(row) for row in rows][1] == (made[1].pk, ["late"])
     assert len(queries) == 1 and len(built) == 1
+
+
+def test_a_query_of_arguments_is_compiled_once_for_each_and_keeps_the_last_used(made):
+    """Each set of arguments is built once per connection while it is among the `kept` used
+    last; the least recently used is dropped first, and a filter no row can pass answers no
+    rows without a query."""
+    built = []
+
+    def build(*pks):
+        built.append(pks)
+        return Request.objects.filter(pk__in=pks).order_by("id").values_list("id")
+
+    query = CompiledOnce(build, kept=2)
+    first, second = made[0].pk, made[1].pk
+    assert query.rows(first) == [(first,)]
+    assert query.rows(second) == [(second,)]
+    assert query.rows(first) == [(first,)]  # used again: (second,) is now the least recent
+    assert query.rows(first, second) == [(first,), (second,)]  # drops (second,)
+    assert query.rows(first) == [(first,)]  # still kept
+    assert built == [(first,), (second,), (first, second)]
+    assert query.rows(second) == [(second,)]  # built again
+    assert built[-1] == (second,)
+    with CaptureQueriesContext(connection) as queries:
+        assert query.rows() == []
+    assert len(queries) == 0
