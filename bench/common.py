@@ -55,6 +55,40 @@ def setup(suffix="bench", fresh=False):
     return os.environ["DATABASE_URL"]
 
 
+def other_database(suffix):
+    """A connection to `<database>_<suffix>` beside the one setup() made the default, created
+    and migrated if need be: serve(it) makes it the default for what follows."""
+    import copy
+
+    from django.core.management import call_command
+    from django.db import DEFAULT_DB_ALIAS, connections
+    from django.db.utils import load_backend
+
+    default = connections[DEFAULT_DB_ALIAS]
+    settings = copy.deepcopy(default.settings_dict)
+    base = settings["NAME"].rsplit("_bench_", 1)[0]
+    settings["NAME"] = name = f"{base}_{suffix}"
+    with default.cursor() as cursor:  # autocommit: CREATE DATABASE runs in no transaction
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        if cursor.fetchone() is None:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+    other = load_backend(settings["ENGINE"]).DatabaseWrapper(settings, DEFAULT_DB_ALIAS)
+    serve(other)
+    try:
+        call_command("migrate", verbosity=0)
+    finally:
+        serve(default)
+    return other
+
+
+def serve(database):
+    """Make `database` (a connection) the default one of this thread: the ORM, the views and
+    django.db.connection use it from now on."""
+    from django.db import DEFAULT_DB_ALIAS, connections
+
+    connections[DEFAULT_DB_ALIAS] = database
+
+
 # -- the data of the page benchmarks ----------------------------------------------------------
 
 KINDS = [
