@@ -942,40 +942,6 @@ _PLAIN_FIELDS = (
 )
 
 
-# The columns of a request that its JSON in a list reads: its fields, the people's keys (their
-# usernames come from `usernames_of`) and what the timers read. Not the sweep's marks, the due
-# instants or the instance key: the list loads only these (requests_app/loading.py).
-LIST_COLUMNS = [
-    "kind",
-    "state",
-    "customer",
-    "instance_slug",
-    "requested_by",
-    "assignee",
-    "granted_by",
-    "standard",
-    "non_standard_reasons",
-    "external_id",
-    "created_at",
-    "updated_at",
-    "justification",
-    "machine_type",
-    "zone",
-    "access",
-    "allowed_ip_ranges",
-    "users",
-    "repositories",
-    "target_version",
-    "release_published_at",
-    "category",
-    "person",
-    "scope",
-    "expires_at",
-    "granted_at",
-    *TIMER_COLUMNS,
-]
-
-
 class RequestSerializer(FieldsBuiltOnce, PlannedRepresentation, serializers.ModelSerializer):
     customer = serializers.SerializerMethodField()
     instance = serializers.SerializerMethodField()
@@ -1086,6 +1052,23 @@ class RequestSerializer(FieldsBuiltOnce, PlannedRepresentation, serializers.Mode
         if not self.context.get("detail"):
             return None
         return workflow.allowed_actions(self.context["request"].user, obj)
+
+
+def _list_columns() -> list[str]:
+    """The columns of a request that its JSON in a list reads: the serializer's fields that are
+    columns (the people's keys: their usernames come from `usernames_of`), the instance's slug
+    as the request keeps it, and what the timers read. Not the sweep's marks, the due instants
+    or the instance key: the list loads only these (requests_app/loading.py)."""
+    columns = {field.name for field in Request._meta.concrete_fields} - {"id", "instance"}
+    fields = RequestSerializer.Meta.fields
+    return [
+        *(name for name in fields if name in columns),
+        "instance_slug",
+        *(name for name in TIMER_COLUMNS if name not in fields),
+    ]
+
+
+LIST_COLUMNS = _list_columns()
 
 
 class DriftSerializer(serializers.Serializer):
