@@ -9,6 +9,7 @@ import os
 import platform
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -87,6 +88,20 @@ def serve(database):
     from django.db import DEFAULT_DB_ALIAS, connections
 
     connections[DEFAULT_DB_ALIAS] = database
+
+
+def in_turn(first, second, repeat):
+    """Medians of `repeat` runs of each, taken in turn (first, second, first, second...) after
+    one warm-up of each: the speed of this shared machine drifts by up to a third within a
+    minute, and taking all of one then all of the other put the drift into their ratio."""
+    first(), second()
+    times = ([], [])
+    for _ in range(repeat):
+        for fn, spent in zip((first, second), times, strict=True):
+            started = time.perf_counter()
+            fn()
+            spent.append(time.perf_counter() - started)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 # -- the data of the page benchmarks ----------------------------------------------------------

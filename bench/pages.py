@@ -8,13 +8,12 @@ EXPLAIN shows whether the list reads the (-created_at, -id) index. Writes bench/
     make bench            # or: python bench/pages.py [--requests 1000000] [--repeat N]
 """
 
-import statistics
 import time
 from pathlib import Path
 
 import common
 import dashboard  # noqa: F401  (parses the options, sets Django up on its own database)
-from common import instances, machine
+from common import in_turn, instances, machine
 from dashboard import args, count_queries, page, people, reset
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
@@ -191,20 +190,6 @@ def cases(requests):
         ("fleet", manager, "/dashboards/fleet/", fleet_plain),
         ("DevOps queue", devops, "/queue/", queue_plain),
     ]
-
-
-def in_turn(first, second, repeat):
-    """Medians of `repeat` runs of each, taken in turn (first, second, first, second...) after
-    one warm-up of each: the speed of this shared machine drifts within a minute, and taking
-    all of one then all of the other put the drift into their ratio."""
-    first(), second()
-    times = ([], [])
-    for _ in range(repeat):
-        for fn, spent in zip((first, second), times, strict=True):
-            started = time.perf_counter()
-            fn()
-            spent.append(time.perf_counter() - started)
-    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def measure(name, client, url, plain, repeat):

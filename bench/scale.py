@@ -10,13 +10,12 @@ turn. Writes bench/results-scale.md. Loading 10N takes several minutes (--keep r
     make bench            # or: python bench/scale.py [--requests N] [--repeat N]
 """
 
-import statistics
 import time
 from pathlib import Path
 
 import common
 import dashboard  # noqa: F401  (parses the options, sets Django up on its own database)
-from common import machine, other_database, serve
+from common import in_turn, machine, other_database, serve
 from dashboard import args, cold, count_queries, page
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connections  # noqa: E402
@@ -70,20 +69,6 @@ def on(database, get):
         return get()
 
     return run
-
-
-def in_turn(small, big, repeat):
-    """Medians of `repeat` runs of each, taken in turn (small, big, small, big...) after a
-    warm-up of each: this shared machine's speed drifts within a minute, and timing one size
-    minutes after the other put that drift into their ratio."""
-    small(), big()
-    times = ([], [])
-    for _ in range(repeat):
-        for get, spent in zip((small, big), times, strict=True):
-            started = time.perf_counter()
-            get()
-            spent.append(time.perf_counter() - started)
-    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def main():
