@@ -22,7 +22,7 @@ from tests.dashboards.factories import random_rows
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
     *READS_THE_CLOCK,
 ]
 
