@@ -207,7 +207,7 @@ def sla_json(
     if calendar is None or policies is None:
         calendar, policies = load()
     zone = zone or timezone.get_current_timezone()
-    return {which: timer_json(request, which, now, calendar, policies, zone) for which in TIMERS}
+    return sla_and_working(request, now or timezone.now(), calendar, policies, zone)[0]
 
 
 def sla_and_working(
@@ -217,8 +217,9 @@ def sla_and_working(
     policies: Policies,
     zone: tzinfo,
 ) -> tuple[dict[str, Any], dict[str, bool]]:
-    """`sla_json` and, per timer, whether it counts working days (`policies.is_working`), each
-    timer's target worked out once: what a table of requests draws its bars from."""
+    """Both timers' JSON (`sla_json`) and, per timer, whether it counts working days (as
+    `policies.is_working` says), each timer's target worked out once: what a table of requests
+    draws its bars from."""
     sla: dict[str, Any] = {}
     working: dict[str, bool] = {}
     for which in TIMERS:
